@@ -1,0 +1,108 @@
+"""Hand-derived forward/backward kernels on NumPy and JAX.
+
+Each operation is written once, against an array namespace ``xp``
+(``numpy`` or ``jax.numpy``), in :mod:`kernels.linear`,
+:mod:`kernels.activations` and :mod:`kernels.losses`. :func:`get_backend`
+binds ``xp`` and returns an object offering every kernel under the same
+names on both backends::
+
+    K = get_backend("numpy")          # or "jax"
+    out, cache = K.sigmoid_forward(z)
+    dz = K.sigmoid_backward(dout, cache)
+
+The JAX backend's kernels are pure and branch only on shapes and dtypes, so
+they can be called inside ``jax.jit``, ``lax.scan`` and ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any
+
+from kernels import activations, linear, losses
+
+BACKENDS = ("numpy", "jax")
+
+KERNELS: tuple[Callable[..., Any], ...] = (
+    linear.matmul_forward,
+    linear.matmul_backward,
+    linear.add_bias_forward,
+    linear.add_bias_backward,
+    activations.sigmoid_forward,
+    activations.sigmoid_backward,
+    activations.sigmoid_prime,
+    activations.relu_forward,
+    activations.relu_backward,
+    activations.identity_forward,
+    activations.identity_backward,
+    activations.step_forward,
+    losses.bce_forward,
+    losses.bce_backward,
+    losses.bce_with_logits_forward,
+    losses.bce_with_logits_backward,
+    losses.mse_forward,
+    losses.mse_backward,
+)
+KERNEL_NAMES = tuple(fn.__name__ for fn in KERNELS)
+
+
+def _bind(fn: Callable[..., Any], xp: types.ModuleType) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def bound(*args: Any) -> Any:
+        return fn(xp, *args)
+
+    sig = inspect.signature(fn)
+    bound.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return bound
+
+
+class Backend:
+    """The kernels with one array namespace bound.
+
+    Attributes: ``name`` ("numpy" or "jax"), ``xp`` (the namespace), and one
+    callable per entry of :data:`KERNEL_NAMES`, e.g. ``matmul_forward(x, w)``.
+    """
+
+    def __init__(self, name: str, xp: types.ModuleType) -> None:
+        self.name = name
+        self.xp = xp
+        for fn in KERNELS:
+            setattr(self, fn.__name__, _bind(fn, xp))
+
+    def __repr__(self) -> str:
+        return f"<kernels backend {self.name!r}>"
+
+    def __getattr__(self, name: str) -> Any:  # reached only for missing names
+        raise AttributeError(
+            f"backend {self.name!r} has no kernel {name!r}; kernels: {', '.join(KERNEL_NAMES)}"
+        )
+
+
+@functools.cache
+def get_backend(name: str) -> Backend:
+    """Return the kernels bound to ``"numpy"`` or ``"jax"`` (``jax.numpy``).
+
+    Raises ``ValueError`` for any other name, listing the choices, and
+    ``ImportError`` with the install command when ``"jax"`` is asked for and
+    JAX is not installed.
+    """
+    if name == "numpy":
+        import numpy
+
+        return Backend("numpy", numpy)
+    if name == "jax":
+        try:
+            import jax.numpy
+        except ImportError as exc:  # pragma: no cover - exercised without jax
+            raise ImportError(
+                "the 'jax' backend needs JAX: pip install 'backprop-by-hand[jax]' "
+                "(or pip install jax jaxlib)"
+            ) from exc
+        return Backend("jax", jax.numpy)
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(map(repr, BACKENDS))}")
+
+
+__all__ = ["BACKENDS", "KERNEL_NAMES", "Backend", "get_backend"]

@@ -202,6 +202,8 @@ def train_xor_manual(
     ):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     dt = check_dtype(dtype)
+    if lr > float(np.finfo(dt).max):
+        raise ValueError(f"lr must be representable in {dt.name}, got {lr!r}")
     _check_hidden(hidden)
     params = init_xor_params(hidden, seed, dt) if init is None else _check_init(init, hidden, dt)
     X, y = xor_data(dt)
@@ -258,8 +260,8 @@ def _train_numpy(
             costs[i] = cost
             if not math.isfinite(costs[i]):
                 return params, costs[: i + 1], np.full((4, 1), np.nan), time.perf_counter() - t0
-    train_time = time.perf_counter() - t0
-    y_pred, _ = xor_forward(K, params, X)
+        train_time = time.perf_counter() - t0
+        y_pred, _ = xor_forward(K, params, X)
     return params, costs, y_pred, train_time
 
 

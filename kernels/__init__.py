@@ -96,7 +96,7 @@ def get_backend(name: str) -> Backend:
     if name == "jax":
         try:
             import jax.numpy
-        except ImportError as exc:  # pragma: no cover - exercised without jax
+        except ImportError as exc:
             raise ImportError(
                 "the 'jax' backend needs JAX: pip install 'backprop-by-hand[jax]' "
                 "(or pip install jax jaxlib)"

@@ -1,0 +1,65 @@
+"""Shared fixtures: the backend parameter, JAX float64, hypothesis profiles.
+
+Hypothesis profiles (select with ``--hypothesis-profile NAME`` or the
+``HYPOTHESIS_PROFILE`` environment variable):
+
+- ``ci``: built on hypothesis' own "ci" profile (derandomized, no example
+  database), no deadline, 25 examples per property. Loaded automatically
+  when ``CI`` is set, and the default here too, so a plain ``pytest`` is
+  deterministic and bounded.
+- ``thorough``: 500 random examples per property, no deadline, for local runs.
+
+Deadlines are off because the first call of a jitted JAX kernel at a new
+shape compiles (~40 ms), which says nothing about the code under test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    parent=settings.get_profile("ci"),
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+try:
+    import jax
+
+    # Gradient checks need float64 on JAX; set once for the whole test process
+    # (the library itself never flips this switch on import).
+    jax.config.update("jax_enable_x64", True)
+    HAVE_JAX = True
+except ImportError:  # pragma: no cover - exercised on a machine without JAX
+    HAVE_JAX = False
+
+BACKEND_PARAMS = [
+    "numpy",
+    pytest.param("jax", marks=pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")),
+]
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once per backend; JAX skips cleanly when absent."""
+    return request.param
+
+
+@pytest.fixture
+def K(backend_name: str):
+    """The kernels of the current backend."""
+    from kernels import get_backend
+
+    return get_backend(backend_name)

@@ -1,0 +1,280 @@
+"""Each kernel's forward against its closed form, its numerics, dtype and
+input checks, and each backward against central finite differences in
+float64 - on both backends (the ``K`` fixture)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from backprop.gradcheck import check_kernel
+
+RNG = np.random.default_rng(1234)
+DTYPES = ["float32", "float64"]
+
+
+def arr(shape, dtype="float64", scale=1.0):
+    return (scale * RNG.standard_normal(shape)).astype(dtype)
+
+
+def probs(shape, dtype="float64"):
+    return RNG.uniform(0.05, 0.95, shape).astype(dtype)
+
+
+def labels(shape, dtype="float64"):
+    return RNG.integers(0, 2, shape).astype(dtype)
+
+
+def ref_sigmoid(z):
+    return np.array([1 / (1 + math.exp(-v)) for v in np.ravel(z)]).reshape(np.shape(z))
+
+
+# --- forward against closed forms -------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_and_bias_forward(K, dtype):
+    x, w, b = arr((5, 3), dtype), arr((3, 4), dtype), arr((4,), dtype)
+    out, _ = K.matmul_forward(x, w)
+    expected = [[sum(x[n, d] * w[d, m] for d in range(3)) for m in range(4)] for n in range(5)]
+    np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == "float32" else 1e-12)
+    assert out.dtype == dtype
+    out, _ = K.add_bias_forward(x @ w, b)
+    np.testing.assert_allclose(out, (x @ w) + b[None, :], rtol=1e-6)
+    assert out.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations_forward(K, dtype):
+    z = np.array([[-30.0, -2.5, -0.1, 0.0], [0.1, 1.0, 7.0, 30.0]], dtype)
+    tol = dict(rtol=2e-6 if dtype == "float32" else 1e-14, atol=0)
+    s, cache = K.sigmoid_forward(z)
+    np.testing.assert_allclose(s, ref_sigmoid(z.astype("float64")), **tol)
+    np.testing.assert_allclose(cache, s)  # the cache is the output
+    # sigma'(z) = sigma(z)(1 - sigma(z)) = e / (1 + e)^2 with e = exp(-|z|): the
+    # second form has no cancellation, so it is the reference at z = 30 too.
+    e = np.exp(-np.abs(z.astype("float64")))
+    np.testing.assert_allclose(K.sigmoid_prime(z), e / (1 + e) ** 2, rtol=tol["rtol"] * 4, atol=0)
+    np.testing.assert_array_equal(K.relu_forward(z)[0], np.maximum(z, 0))
+    np.testing.assert_array_equal(K.identity_forward(z)[0], z)
+    step, cache = K.step_forward(z)
+    np.testing.assert_array_equal(step, (z > 0).astype(dtype))  # step(0) = 0
+    assert cache is None
+    for out in (K.sigmoid_forward(z)[0], K.sigmoid_prime(z), K.relu_forward(z)[0], step):
+        assert out.dtype == dtype and out.shape == z.shape
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_losses_forward(K, dtype):
+    p, y = probs((6, 1), dtype), labels((6, 1), dtype)
+    p64, y64 = p.astype("float64"), y.astype("float64")
+    expected = -np.mean(
+        [
+            yi * math.log(pi) + (1 - yi) * math.log(1 - pi)
+            for pi, yi in zip(p64.ravel(), y64.ravel(), strict=True)
+        ]
+    )
+    rtol = 1e-6 if dtype == "float32" else 1e-13
+    loss, _ = K.bce_forward(p, y)
+    assert loss.shape == () and loss.dtype == dtype
+    np.testing.assert_allclose(loss, expected, rtol=rtol)
+    # BCE(p = 1/2) = ln 2 whatever the labels: the XOR plateau of the notes.
+    np.testing.assert_allclose(
+        K.bce_forward(np.full((4, 1), 0.5, dtype), y[:4])[0], math.log(2), rtol=rtol
+    )
+
+    z = arr((6, 1), dtype, scale=3)
+    loss, _ = K.bce_with_logits_forward(z, y)
+    np.testing.assert_allclose(
+        loss, K.bce_forward(ref_sigmoid(z.astype("float64")), y64)[0], rtol=rtol * 10
+    )
+    assert loss.dtype == dtype
+
+    yhat = arr((6, 1), dtype)
+    loss, _ = K.mse_forward(yhat, y)
+    np.testing.assert_allclose(loss, np.mean((yhat.astype("float64") - y64) ** 2), rtol=rtol)
+    assert loss.dtype == dtype
+
+
+# --- numerics at the extremes (pytest turns every warning into an error) ------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_is_finite_and_silent_at_extremes(K, dtype):
+    z = np.array([-1e4, -1000.0, -88.0, -20.0, 0.0, 20.0, 88.0, 1000.0, 1e4], dtype)
+    s, _ = K.sigmoid_forward(z)
+    s = np.asarray(s)
+    assert np.all(np.isfinite(s)) and np.all((s >= 0) & (s <= 1))
+    assert s[0] == 0 and s[-1] == 1 and s[4] == 0.5
+    # The small tail keeps its relative precision: sigma(-20) = 2.06e-9, not 0.
+    np.testing.assert_allclose(s[3], 2.0611536181902037e-09, rtol=1e-6)
+    d = np.asarray(K.sigmoid_prime(z))
+    assert np.all(np.isfinite(d)) and np.all(d >= 0)
+    np.testing.assert_allclose(d[5], 2.0611536181902037e-09, rtol=1e-5)  # not 0 from 1 - 1
+    dz = K.sigmoid_backward(np.ones_like(z), K.sigmoid_forward(z)[1])
+    assert np.all(np.isfinite(dz))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_is_finite_at_zero_and_one(K, dtype):
+    p = np.array([[0.0], [1.0], [0.0], [1.0]], dtype)
+    y = np.array([[0.0], [1.0], [1.0], [0.0]], dtype)
+    loss, cache = K.bce_forward(p, y)
+    dp = np.asarray(K.bce_backward(1.0, cache))
+    eps = np.finfo(dtype).eps
+    assert loss.dtype == dtype and dp.dtype == dtype
+    # Two rows right (loss ~ eps), two rows maximally wrong (-log eps each).
+    np.testing.assert_allclose(loss, -2 * math.log(eps) / 4, rtol=1e-5)
+    assert np.all(np.isfinite(dp))
+    # Confidently wrong rows are pushed the right way: p=0 with y=1 up, p=1 with y=0 down.
+    assert dp[2, 0] < 0 < dp[3, 0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_with_logits_is_finite_for_huge_logits(K, dtype):
+    z = np.array([[-1e4], [-100.0], [0.0], [100.0], [1e4]], dtype)
+    y = np.array([[1.0], [1.0], [1.0], [0.0], [0.0]], dtype)
+    loss, cache = K.bce_with_logits_forward(z, y)
+    dz = np.asarray(K.bce_with_logits_backward(1.0, cache))
+    # Exact: softplus(1e4) = 1e4, softplus(100) = 100 (+3.7e-44), softplus(0) = ln 2.
+    np.testing.assert_allclose(loss, (1e4 + 100 + math.log(2) + 100 + 1e4) / 5, rtol=1e-6)
+    np.testing.assert_allclose(dz[:, 0], np.array([-1, -1, -0.5, 1, 1]) / 5, rtol=1e-6)
+    assert dz.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_preserves_dtype(K, dtype):
+    x, w, b = arr((4, 3), dtype), arr((3, 2), dtype), arr((2,), dtype)
+    out, c = K.matmul_forward(x, w)
+    assert all(g.dtype == dtype for g in K.matmul_backward(np.ones_like(out), c))
+    out, c = K.add_bias_forward(out, b)
+    assert all(g.dtype == dtype for g in K.add_bias_backward(np.ones_like(out), c))
+    for fwd, bwd in [
+        (K.sigmoid_forward, K.sigmoid_backward),
+        (K.relu_forward, K.relu_backward),
+        (K.identity_forward, K.identity_backward),
+    ]:
+        out, c = fwd(x)
+        assert bwd(np.ones_like(out), c).dtype == dtype
+    y = labels((4, 3), dtype)
+    for fwd, bwd, pred in [
+        (K.bce_forward, K.bce_backward, probs((4, 3), dtype)),
+        (K.bce_with_logits_forward, K.bce_with_logits_backward, x),
+        (K.mse_forward, K.mse_backward, x),
+    ]:
+        _, c = fwd(pred, y)
+        assert bwd(1.0, c).dtype == dtype
+
+
+# --- backward against central finite differences, float64 -------------------------
+
+
+def _kernel_cases(K):
+    x, w = arr((5, 3)), arr((3, 4))
+    z = arr((4, 3), scale=2)
+    z_off_kink = np.where(np.abs(z) < 0.1, 0.5, z)  # ReLU is not differentiable at 0
+    y = labels((4, 3))
+    return {
+        "matmul": (K.matmul_forward, K.matmul_backward, [x, w]),
+        "add_bias": (K.add_bias_forward, K.add_bias_backward, [x @ w, arr((4,))]),
+        "sigmoid": (K.sigmoid_forward, K.sigmoid_backward, [z]),
+        "relu": (K.relu_forward, K.relu_backward, [z_off_kink]),
+        "identity": (K.identity_forward, K.identity_backward, [z]),
+        "bce": (K.bce_forward, K.bce_backward, [probs((4, 3)), y]),
+        "bce_with_logits": (K.bce_with_logits_forward, K.bce_with_logits_backward, [z, y]),
+        "mse": (K.mse_forward, K.mse_backward, [z, arr((4, 3))]),
+    }
+
+
+@pytest.mark.parametrize(
+    "op", ["matmul", "add_bias", "sigmoid", "relu", "identity", "bce", "bce_with_logits", "mse"]
+)
+def test_backward_matches_finite_differences(K, op):
+    forward, backward, inputs = _kernel_cases(K)[op]
+    report = check_kernel(forward, backward, inputs)
+    report.assert_ok()
+    n_grads = 1 if op in ("bce", "bce_with_logits", "mse") else len(inputs)
+    assert len(report.params) == n_grads
+
+
+def test_sigmoid_prime_matches_finite_differences(K):
+    z = arr((3, 4), scale=3)
+    h = 1e-6
+    numeric = (
+        np.asarray(K.sigmoid_forward(z + h)[0]) - np.asarray(K.sigmoid_forward(z - h)[0])
+    ) / (2 * h)
+    np.testing.assert_allclose(K.sigmoid_prime(z), numeric, rtol=1e-6, atol=1e-10)
+
+
+def test_backward_called_twice_gives_the_same_answer(K):
+    x, w = arr((5, 3)), arr((3, 4))
+    out, cache = K.matmul_forward(x, w)
+    g = arr(out.shape)
+    first, second = K.matmul_backward(g, cache), K.matmul_backward(g, cache)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(cache[0], x)  # inputs are not written in place
+
+
+# --- bad input --------------------------------------------------------------------
+
+
+def test_bad_shapes_and_dtypes_name_the_argument(K):
+    with pytest.raises(ValueError, match=r"x's columns \(3\) must equal w's rows \(2\)"):
+        K.matmul_forward(arr((4, 3)), arr((2, 5)))
+    with pytest.raises(ValueError, match=r"w must be 2-D \(D, M\) weights, got shape \(3,\)"):
+        K.matmul_forward(arr((4, 3)), arr((3,)))
+    with pytest.raises(
+        ValueError, match=r"b must have shape \(5,\) \(one bias per column of x\), got \(4,\)"
+    ):
+        K.add_bias_forward(arr((4, 5)), arr((4,)))
+    with pytest.raises(TypeError, match=r"z must be a floating-point array.*got dtype int"):
+        K.sigmoid_forward(np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"y must have the shape of p, \(4, 1\), got \(4,\)"):
+        K.bce_forward(probs((4, 1)), labels((4,)))
+    with pytest.raises(ValueError, match=r"p is empty"):
+        K.bce_forward(probs((0, 1)), labels((0, 1)))
+    _, cache = K.sigmoid_forward(arr((4, 2)))
+    with pytest.raises(
+        ValueError,
+        match=r"dout must have shape \(4, 2\) \(the forward output's shape\), got \(2, 4\)",
+    ):
+        K.sigmoid_backward(arr((2, 4)), cache)
+    _, cache = K.mse_forward(arr((4, 1)), arr((4, 1)))
+    with pytest.raises(ValueError, match=r"dloss must have shape \(\)"):
+        K.mse_backward(arr((4, 1)), cache)
+
+
+def test_jax_refuses_float64_it_would_truncate():
+    jax = pytest.importorskip("jax")
+    from kernels import get_backend
+
+    K = get_backend("jax")
+    with (
+        jax.enable_x64(False),
+        pytest.raises(TypeError, match="z has dtype float64 but jax_enable_x64 is off"),
+    ):
+        K.sigmoid_forward(arr((2, 2)))
+
+
+def test_jax_kernels_run_under_jit_and_match_numpy():
+    jax = pytest.importorskip("jax")
+    from kernels import get_backend
+
+    Kn, Kj = get_backend("numpy"), get_backend("jax")
+    x, w, b, y = arr((6, 3)), arr((3, 1)), arr((1,)), labels((6, 1))
+
+    def loss_and_grad(K, x, w, b, y):
+        h, c1 = K.matmul_forward(x, w)
+        z, c2 = K.add_bias_forward(h, b)
+        p, c3 = K.sigmoid_forward(z)
+        loss, c4 = K.bce_forward(p, y)
+        dz = K.sigmoid_backward(K.bce_backward(1.0, c4), c3)
+        dh, db = K.add_bias_backward(dz, c2)
+        return loss, K.matmul_backward(dh, c1)[1], db
+
+    jitted = jax.jit(lambda *a: loss_and_grad(Kj, *a))
+    for a, b_ in zip(jitted(x, w, b, y), loss_and_grad(Kn, x, w, b, y), strict=True):
+        np.testing.assert_allclose(a, b_, rtol=1e-12)

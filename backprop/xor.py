@@ -23,8 +23,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from backprop._jaxrun import compile_and_run
+from backprop._validate import check_backend, check_lr, check_positive_int, first_nonfinite
 from backprop.data import check_dtype, xor_data
-from kernels import BACKENDS, Backend, get_backend
+from kernels import Backend, get_backend
 
 DEFAULT_LR = 1.0
 
@@ -73,7 +75,7 @@ def xor_gradients(K: Backend, params: XorParams, X: Any, y: Any) -> tuple[Any, X
     d_a1, d_w2 = K.matmul_backward(d_l2_lin, c_mm2)
     d_l1 = K.sigmoid_backward(d_a1, c_s1)
     d_l1_lin, d_b1 = K.add_bias_backward(d_l1, c_b1)
-    _, d_w1 = K.matmul_backward(d_l1_lin, c_mm1)
+    d_w1 = K.matmul_backward_weights(d_l1_lin, c_mm1)  # X is data: no dX needed
     return cost, XorParams(d_w1, d_b1, d_w2, d_b2)
 
 
@@ -95,7 +97,7 @@ def init_xor_params(hidden: int = 2, seed: int = 0, dtype: object = "float32") -
     and JAX runs with the same seed start from the same arrays. Shapes:
     w1 (2, hidden), b1 (hidden,), w2 (hidden, 1), b2 (1,).
     """
-    _check_hidden(hidden)
+    check_positive_int("hidden", hidden)
     dt = check_dtype(dtype)
     rng = np.random.default_rng(seed)
     w1 = rng.standard_normal((2, hidden)).astype(dt)
@@ -189,34 +191,28 @@ def train_xor_manual(
     naming the step if the cost becomes NaN or infinite.
     """
     t_start = time.perf_counter()
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}"
-        )
-    steps = _check_positive_int("steps", steps)
-    log_every = _check_positive_int("log_every", log_every)
-    if (
-        isinstance(lr, bool)
-        or not isinstance(lr, (int, float))
-        or not (math.isfinite(lr) and lr > 0)
-    ):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    check_backend(backend)
+    steps = check_positive_int("steps", steps)
+    log_every = check_positive_int("log_every", log_every)
     dt = check_dtype(dtype)
-    if lr > float(np.finfo(dt).max):
-        raise ValueError(f"lr must be representable in {dt.name}, got {lr!r}")
-    _check_hidden(hidden)
+    lr = check_lr(lr, dt)
+    check_positive_int("hidden", hidden)
     params = init_xor_params(hidden, seed, dt) if init is None else _check_init(init, hidden, dt)
     X, y = xor_data(dt)
 
     if backend == "numpy":
-        params, costs, y_pred, train_time = _train_numpy(params, X, y, float(lr), steps)
+        params, costs, y_pred, train_time = _train_numpy(params, X, y, lr, steps)
         compile_time = 0.0
     else:
-        params, costs, y_pred, train_time, compile_time = _train_jax(params, X, y, float(lr), steps)
+        get_backend("jax")  # the ImportError that says how to install JAX
+        args = (params, X, y, np.asarray(lr, dt))
+        out, train_time, compile_time = compile_and_run(
+            _jax_train_fn, args, {"steps": steps}, x64=dt == np.float64
+        )
+        params, costs, y_pred = XorParams(*out[0]), out[1], out[2]
 
-    bad = np.flatnonzero(~np.isfinite(costs))
-    if bad.size:
-        k = int(bad[0])
+    k = first_nonfinite(costs)
+    if k is not None:
         raise FloatingPointError(
             f"cost became {costs[k]} at step {k} (lr={lr}); training diverged - try a smaller lr"
         )
@@ -265,9 +261,6 @@ def _train_numpy(
     return params, costs, y_pred, train_time
 
 
-_JAX_COMPILED: dict[tuple[Any, ...], Any] = {}
-
-
 def _jax_train_fn(params: XorParams, X: Any, y: Any, lr: Any, steps: int) -> Any:
     from jax import lax
 
@@ -279,44 +272,6 @@ def _jax_train_fn(params: XorParams, X: Any, y: Any, lr: Any, steps: int) -> Any
     params, costs = lax.scan(body, params, None, length=steps)
     y_pred, _ = xor_forward(K, params, X)
     return params, costs, y_pred
-
-
-def _train_jax(
-    params: XorParams, X: np.ndarray, y: np.ndarray, lr: float, steps: int
-) -> tuple[XorParams, np.ndarray, np.ndarray, float, float]:
-    get_backend("jax")  # the ImportError that says how to install JAX
-    import jax
-
-    with jax.enable_x64(X.dtype == np.float64):
-        args = (
-            XorParams(*(jax.device_put(a) for a in params)),
-            jax.device_put(X),
-            jax.device_put(y),
-            jax.device_put(np.asarray(lr, X.dtype)),
-        )
-        key = (steps, params.w1.shape, X.dtype.name)
-        t0 = time.perf_counter()
-        compiled = _JAX_COMPILED.get(key)
-        if compiled is None:
-            compiled = (
-                jax.jit(_jax_train_fn, static_argnames="steps").lower(*args, steps=steps).compile()
-            )
-            _JAX_COMPILED[key] = compiled
-        t1 = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
-        t2 = time.perf_counter()
-    new_params, costs, y_pred = jax.tree.map(np.asarray, out)
-    return XorParams(*new_params), costs, y_pred, t2 - t1, t1 - t0
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _check_hidden(hidden: Any) -> None:
-    _check_positive_int("hidden", hidden)
 
 
 def _check_init(init: Any, hidden: int, dt: np.dtype) -> XorParams:

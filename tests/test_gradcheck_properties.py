@@ -112,12 +112,17 @@ def pair(backend, op):
     return (lambda *a: (out_j(*a), a)), (lambda g, a: grad_j(g, *a))
 
 
-# For the comparison with jax.grad, logits avoid exactly 0: there autodiff of
-# the stable *formula* max(z, 0) - z y + log1p(exp(-|z|)) takes 1/2 from max
-# and -1/2 from |z|, and returns -y / N instead of the true (1/2 - y) / N that
-# the hand-derived backward gives (test_logit_loss_gradient_at_zero).
+# For the comparison with jax.grad, inputs of sigmoid and bce_with_logits
+# avoid exactly z = 0. There autodiff differentiates the stable *formulas*
+# at their kinks: maximum(e, z >= 0) in the sigmoid and max(z, 0), |z| in
+# max(z, 0) - z y + log1p(exp(-|z|)) split or drop the derivative at the tie,
+# so jax.grad returns 0 for sigma'(0) and -y / N for the logit loss instead of
+# 1/4 and (1/2 - y) / N. The hand-derived backward, which differentiates the
+# function rather than the formula, is right there
+# (test_hand_derived_gradients_at_zero).
 AUTODIFF_CASES = {
     **CASES,
+    "sigmoid": elementwise(off_kink=True),
     "bce_with_logits": st.one_of(
         loss_inputs("z", -100.0, 100.0, avoid_zero=True),
         loss_inputs("z", -100.0, 100.0, labels="soft", avoid_zero=True),
@@ -212,9 +217,12 @@ def test_sigmoid_and_logit_loss_are_finite_for_any_logit(backend, z, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_logit_loss_gradient_at_zero(backend):
-    """At z = 0 the hand-derived gradient is (sigma(0) - y) / N = (1/2 - y) / N."""
+def test_hand_derived_gradients_at_zero(backend):
+    """At z = 0: sigma'(0) = 1/4, and the logit loss has (sigma(0) - y) / N = (1/2 - y) / N."""
     K = get_backend(backend)
+    _, cache = K.sigmoid_forward(np.zeros((1, 3)))
+    np.testing.assert_allclose(K.sigmoid_backward(np.ones((1, 3)), cache), 0.25)
+    np.testing.assert_allclose(K.sigmoid_prime(np.zeros(3)), 0.25)
     z, y = np.zeros((2, 1)), np.array([[0.0], [1.0]])
     _, cache = K.bce_with_logits_forward(z, y)
     np.testing.assert_allclose(K.bce_with_logits_backward(1.0, cache), [[0.25], [-0.25]])

@@ -17,7 +17,6 @@ they can be called inside ``jax.jit``, ``lax.scan`` and ``jax.vmap``.
 from __future__ import annotations
 
 import functools
-import inspect
 import types
 from collections.abc import Callable
 from typing import Any
@@ -51,12 +50,14 @@ KERNEL_NAMES = tuple(fn.__name__ for fn in KERNELS)
 
 
 def _bind(fn: Callable[..., Any], xp: types.ModuleType) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def bound(*args: Any) -> Any:
-        return fn(xp, *args)
-
-    sig = inspect.signature(fn)
-    bound.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+    # functools.partial is implemented in C: binding costs ~30 ns a call
+    # instead of the ~100 ns of a Python wrapper, which matters for NumPy at
+    # the XOR size, where a training step is ~15 kernel calls of ~1 us each.
+    bound = functools.partial(fn, xp)
+    bound.__name__ = fn.__name__
+    bound.__qualname__ = fn.__qualname__
+    bound.__doc__ = fn.__doc__
+    bound.__module__ = fn.__module__
     return bound
 
 

@@ -11,23 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernels._checks import as_float_array, as_upstream, require_ndim, require_shape
+from kernels._checks import as_float_array, as_upstream
 
 
 def matmul_forward(xp: Any, x: Any, w: Any) -> tuple[Any, Any]:
     """Matrix product ``out = x @ w``.
 
-    x: (N, D) inputs; w: (D, M) weights; out: (N, M).
+    x: (N, D) inputs; w: (D, M) weights; out: (N, M). Leading batch axes
+    are allowed and broadcast, for stacks of independent networks:
+    x (..., N, D) @ w (..., D, M) -> (..., N, M).
     The cache holds the inputs ``(x, w)``: the backward needs both.
     """
     x = as_float_array(xp, "x", x)
     w = as_float_array(xp, "w", w)
-    require_ndim("x", x, 2, "(N, D) inputs")
-    require_ndim("w", w, 2, "(D, M) weights")
-    if x.shape[1] != w.shape[0]:
+    if x.ndim < 2:
+        raise ValueError(f"x must be (N, D) inputs (2-D or more), got shape {tuple(x.shape)}")
+    if w.ndim < 2:
+        raise ValueError(f"w must be (D, M) weights (2-D or more), got shape {tuple(w.shape)}")
+    if x.shape[-1] != w.shape[-2]:
         raise ValueError(
             f"x has shape {tuple(x.shape)} and w has shape {tuple(w.shape)}: "
-            f"x's columns ({x.shape[1]}) must equal w's rows ({w.shape[0]})"
+            f"x's columns ({x.shape[-1]}) must equal w's rows ({w.shape[-2]})"
         )
     return x @ w, (x, w)
 
@@ -36,19 +40,24 @@ def matmul_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any]:
     """Gradients of ``out = x @ w``.
 
     dout: (N, M) upstream gradient dL/dout. Returns ``(dx, dw)``:
-    dx = dout @ w.T, shape (N, D); dw = x.T @ dout, shape (D, M).
+    dx = dout @ w.T, shape (N, D); dw = x.T @ dout, shape (D, M)
+    (transposes of the last two axes when batched; a gradient is summed
+    over the batch axes its input was broadcast along).
     Uses the cached inputs ``x`` and ``w``.
     """
     x, w = cache
-    dout = as_upstream(xp, "dout", dout, (x.shape[0], w.shape[1]), x.dtype)
-    if w.shape[1] == 1:
+    dout = _upstream(xp, dout, x, w)
+    wT = w.mT  # the transpose of the last two axes
+    if w.shape[-1] == 1:
         # A single output column makes dout @ w.T an outer product, a sum of
         # one term: the broadcast product is the same numbers, and NumPy's
         # BLAS is ~4x slower at a k = 1 matrix product (4.3 ms against 1.1 ms
         # for (4096, 1) x (1, 1024)). The branch is on a shape, so it is
         # static under jax.jit.
-        return dout * w.T, _dw(x, dout)
-    return dout @ w.T, _dw(x, dout)
+        dx = dout * wT
+    else:
+        dx = dout @ wT
+    return _unbroadcast(dx, x.shape), _dw(xp, x, dout, w.shape)
 
 
 def matmul_backward_weights(xp: Any, dout: Any, cache: Any) -> Any:
@@ -59,34 +68,59 @@ def matmul_backward_weights(xp: Any, dout: Any, cache: Any) -> Any:
     compute. Uses the cached input ``x``.
     """
     x, w = cache
-    dout = as_upstream(xp, "dout", dout, (x.shape[0], w.shape[1]), x.dtype)
-    return _dw(x, dout)
+    return _dw(xp, x, _upstream(xp, dout, x, w), w.shape)
 
 
-def _dw(x: Any, dout: Any) -> Any:
+def _upstream(xp: Any, dout: Any, x: Any, w: Any) -> Any:
+    batch = () if x.ndim == w.ndim == 2 else _broadcast(x.shape[:-2], w.shape[:-2])
+    out_shape = (*batch, x.shape[-2], w.shape[-1])
+    return as_upstream(xp, "dout", dout, out_shape, x.dtype)
+
+
+def _dw(xp: Any, x: Any, dout: Any, w_shape: tuple[int, ...]) -> Any:
     # dL/dw[d, m] = sum_n x[n, d] dout[n, m]: each weight meets every row once.
-    return x.T @ dout
+    return _unbroadcast(x.mT @ dout, w_shape)
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    return tuple(max(i, j) for i, j in zip(a, b, strict=True))
+
+
+def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``g`` over the leading axes that broadcasting added to an input of ``shape``."""
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    return g
 
 
 def add_bias_forward(xp: Any, x: Any, b: Any) -> tuple[Any, Any]:
     """Row-wise bias addition ``out[n, m] = x[n, m] + b[m]``.
 
-    x: (N, M); b: (M,); out: (N, M). The cache holds only the shape of ``x``:
-    the backward needs no values.
+    x: (N, M); b: (M,); out: (N, M). Batched: x (..., N, M), b (..., M),
+    one bias row per stack entry. The cache holds only the shapes: the
+    backward needs no values.
     """
     x = as_float_array(xp, "x", x)
     b = as_float_array(xp, "b", b)
-    require_ndim("x", x, 2, "(N, M) inputs")
-    require_shape("b", b, (x.shape[1],), "one bias per column of x")
-    return x + b, tuple(x.shape)
+    if x.ndim < 2:
+        raise ValueError(f"x must be (N, M) inputs (2-D or more), got shape {tuple(x.shape)}")
+    if b.ndim != x.ndim - 1 or b.shape[-1] != x.shape[-1] or b.shape[:-1] != x.shape[:-2]:
+        expected = (*x.shape[:-2], x.shape[-1])
+        raise ValueError(
+            f"b must have shape {expected} (one bias per column of x), got {tuple(b.shape)}"
+        )
+    return x + b[..., None, :], tuple(x.shape)
 
 
 def add_bias_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any]:
     """Gradients of ``out = x + b`` with ``b`` broadcast over rows.
 
     dout: (N, M). Returns ``(dx, db)``: dx = dout, shape (N, M);
-    db = sum of dout over the batch axis 0, shape (M,) - every row used b once.
-    Uses only the cached shape.
+    db = sum of dout over the row axis (-2), shape (M,) - every row used b
+    once. Uses only the cached shape.
     """
     dout = as_upstream(xp, "dout", dout, cache, None)
-    return dout, dout.sum(axis=0)
+    return dout, dout.sum(axis=-2)

@@ -208,7 +208,9 @@ def test_backward_called_twice_gives_the_same_answer(K):
 def test_bad_shapes_and_dtypes_name_the_argument(K):
     with pytest.raises(ValueError, match=r"x's columns \(3\) must equal w's rows \(2\)"):
         K.matmul_forward(arr((4, 3)), arr((2, 5)))
-    with pytest.raises(ValueError, match=r"w must be 2-D \(D, M\) weights, got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"w must be \(D, M\) weights \(2-D or more\), got shape \(3,\)"
+    ):
         K.matmul_forward(arr((4, 3)), arr((3,)))
     with pytest.raises(
         ValueError, match=r"b must have shape \(5,\) \(one bias per column of x\), got \(4,\)"
@@ -262,3 +264,24 @@ def test_jax_kernels_run_under_jit_and_match_numpy():
     jitted = jax.jit(lambda *a: loss_and_grad(Kj, *a))
     for a, b_ in zip(jitted(x, w, b, y), loss_and_grad(Kn, x, w, b, y), strict=True):
         np.testing.assert_allclose(a, b_, rtol=1e-12)
+
+
+@pytest.mark.gradcheck
+def test_batched_matmul_and_bias_match_finite_differences(K):
+    """Stacks of independent problems: leading batch axes, shared x broadcast."""
+    shared_x, w = arr((4, 2)), arr((3, 2, 5))
+    check_kernel(K.matmul_forward, K.matmul_backward, {"x": shared_x, "w": w}).assert_ok()
+    check_kernel(K.matmul_forward, K.matmul_backward, {"x": arr((3, 4, 2)), "w": w}).assert_ok()
+    check_kernel(
+        K.matmul_forward, K.matmul_backward, {"x": arr((3, 4, 2)), "w": arr((2, 1))}
+    ).assert_ok()
+    check_kernel(
+        K.add_bias_forward, K.add_bias_backward, {"x": arr((3, 4, 5)), "b": arr((3, 5))}
+    ).assert_ok()
+    out, cache = K.matmul_forward(shared_x, w)
+    assert out.shape == (3, 4, 5)
+    dx, dw = K.matmul_backward(np.ones((3, 4, 5)), cache)
+    assert dx.shape == (4, 2) and dw.shape == (3, 2, 5)
+    np.testing.assert_allclose(K.matmul_backward_weights(np.ones((3, 4, 5)), cache), dw)
+    with pytest.raises(ValueError, match=r"b must have shape \(3, 5\)"):
+        K.add_bias_forward(arr((3, 4, 5)), arr((5,)))

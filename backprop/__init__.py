@@ -6,13 +6,19 @@ the sibling package :mod:`kernels`.
 """
 
 from backprop.data import truth_table, xor_data
+from backprop.gradcheck import check_kernel, gradcheck
+from backprop.many import ManyResult, train_xor_many
 from backprop.xor import XorParams, XorResult, init_xor_params, train_xor_manual
 
 __all__ = [
+    "ManyResult",
     "XorParams",
     "XorResult",
+    "check_kernel",
+    "gradcheck",
     "init_xor_params",
     "train_xor_manual",
+    "train_xor_many",
     "truth_table",
     "xor_data",
 ]

@@ -25,7 +25,7 @@ def compile_and_run(
 
     with jax.enable_x64(x64):
         args = jax.device_put(args)
-        shapes = tuple((a.shape, a.dtype.name) for a in jax.tree.leaves(args))
+        shapes = tuple((a.shape, a.dtype.name, a.sharding) for a in jax.tree.leaves(args))
         key = (fn, tuple(sorted(static.items())), jax.tree.structure(args), shapes)
         t0 = time.perf_counter()
         compiled = _COMPILED.get(key)

@@ -1,0 +1,248 @@
+"""Run every comparison in one process and print a Markdown report.
+
+    python bench/report.py            # full report (a few minutes on 2 cores)
+    python bench/report.py --quick    # fewer repeats and steps, for a smoke run
+
+Times are medians over repeats, measured side by side in this one process;
+ratios between rows are what to compare across machines. JAX is given one
+CPU device per core (XLA_FLAGS, set below before JAX is imported) so that
+train_xor_many can use both cores; every other JAX workload runs on one
+device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count() or 1}")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import workloads as W
+
+
+def median_time(run: Callable[[], object], repeats: int, min_time: float = 0.05) -> float:
+    """Median seconds per call, calling ``run`` enough times per repeat to last ``min_time``."""
+    t0 = time.perf_counter()
+    run()
+    once = time.perf_counter() - t0
+    number = max(1, int(min_time / max(once, 1e-9)))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            run()
+        samples.append((time.perf_counter() - t0) / number)
+    return statistics.median(samples)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fmt(seconds: float, unit: str) -> str:
+    scale = {"ns": 1e9, "us": 1e6, "ms": 1e3, "s": 1.0}[unit]
+    return f"{seconds * scale:.3g} {unit}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 7
+    xor_steps = 1_000 if args.quick else 10_000
+    many_steps = 200 if args.quick else 1_000
+    have_jax, have_torch = W.have("jax"), W.have("torch")
+
+    import numpy as np
+
+    lines = ["# backprop benchmark report", ""]
+    threads = os.cpu_count()
+    versions = [f"numpy {np.__version__}"]
+    if have_jax:
+        import jax
+
+        versions.append(f"jax {jax.__version__} ({len(jax.devices())} CPU devices)")
+    if have_torch:
+        import torch
+
+        versions.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    lines += [
+        f"Machine: {cpu_name()}, {threads} logical CPUs, Python {platform.python_version()}; "
+        + ", ".join(versions)
+        + ".",
+        f"Medians of {repeats} repeats, float32. Command: `python bench/report.py"
+        + (" --quick`" if args.quick else "`")
+        + ".",
+        "",
+    ]
+
+    def row(table: list[str], name: str, t: float | None, unit: str, note: str = "") -> None:
+        table.append(f"| {name} | {'-' if t is None else fmt(t, unit)} | {note} |")
+
+    # 1. XOR loop
+    per_step: dict[str, float] = {}
+    xor_cases = [("NumPy manual", lambda: W.make_xor_numpy(xor_steps))]
+    if have_jax:
+        xor_cases += [
+            (
+                "JAX manual, whole loop compiled (data as constants)",
+                lambda: W.make_xor_jax_compiled(xor_steps, "constants"),
+            ),
+            (
+                "JAX manual, whole loop compiled (data as arguments)",
+                lambda: W.make_xor_jax_compiled(xor_steps, "args"),
+            ),
+            ("JAX manual, one compiled call per step", lambda: W.make_xor_jax_per_step(xor_steps)),
+            (
+                "jax.grad, whole loop compiled (data as constants)",
+                lambda: W.make_xor_jax_grad(xor_steps, "constants"),
+            ),
+            (
+                "jax.grad, whole loop compiled (data as arguments)",
+                lambda: W.make_xor_jax_grad(xor_steps, "args"),
+            ),
+        ]
+    if have_torch:
+        xor_cases.append(
+            (
+                "PyTorch eager autograd (nn.Sequential, BCELoss, SGD)",
+                lambda: W.make_xor_torch(xor_steps),
+            )
+        )
+    table = ["| workload | time per step | |", "|---|---|---|"]
+    for name, make in xor_cases:
+        per_step[name] = median_time(make(), repeats) / xor_steps
+        row(table, name, per_step[name], "us")
+    lines += [f"## XOR 2-2-1, {xor_steps:,} steps", "", *table, ""]
+    ratios = []
+    numpy_t = per_step["NumPy manual"]
+    torch_name = "PyTorch eager autograd (nn.Sequential, BCELoss, SGD)"
+    if torch_name in per_step:
+        ratios.append(
+            ("PyTorch eager / NumPy manual (target >= 8)", per_step[torch_name] / numpy_t)
+        )
+    if have_jax:
+        for form in ("constants", "arguments"):
+            ratios.append(
+                (
+                    f"jax.grad / JAX manual, data as {form} (target >= 1)",
+                    per_step[f"jax.grad, whole loop compiled (data as {form})"]
+                    / per_step[f"JAX manual, whole loop compiled (data as {form})"],
+                )
+            )
+        ratios.append(
+            (
+                "JAX one call per step / whole loop compiled",
+                per_step["JAX manual, one compiled call per step"]
+                / per_step["JAX manual, whole loop compiled (data as arguments)"],
+            )
+        )
+
+    # 2. Large step
+    large: dict[str, float] = {}
+    large_cases = [
+        ("NumPy manual step", lambda: W.make_large_step("numpy")),
+        ("NumPy matrix products alone", lambda: W.make_large_matmuls("numpy")),
+    ]
+    if have_jax:
+        large_cases += [
+            ("JAX manual step", lambda: W.make_large_step("jax")),
+            ("JAX matrix products alone", lambda: W.make_large_matmuls("jax")),
+            ("jax.grad step", W.make_large_jax_grad),
+        ]
+    if have_torch:
+        large_cases.append(("PyTorch eager autograd step", W.make_large_torch))
+    table = ["| workload | time per step | |", "|---|---|---|"]
+    for name, make in large_cases:
+        large[name] = median_time(make(), repeats)
+        row(table, name, large[name], "ms")
+    n, d, h = W.LARGE
+    lines += [f"## One step, MLP {d} -> {h} -> 1, batch {n}, sigmoid, BCE", "", *table, ""]
+    for b in ("NumPy", "JAX"):
+        if f"{b} manual step" in large:
+            ratios.append(
+                (
+                    f"{b}: matrix products / manual step (target >= 0.90)",
+                    large[f"{b} matrix products alone"] / large[f"{b} manual step"],
+                )
+            )
+            if "PyTorch eager autograd step" in large:
+                ratios.append(
+                    (
+                        f"PyTorch eager / {b} manual step (target > 1)",
+                        large["PyTorch eager autograd step"] / large[f"{b} manual step"],
+                    )
+                )
+
+    # 3. Many networks
+    table = ["| workload | time per network-step | |", "|---|---|---|"]
+    for n_nets in (1_000, 10_000):
+        many: dict[str, float] = {}
+        cases = []
+        if have_jax:
+            cases += [
+                (
+                    f"train_xor_many, JAX, n={n_nets:,}",
+                    lambda n=n_nets: W.make_many(n, many_steps, "jax"),
+                    many_steps,
+                ),
+                (
+                    f"plain jax.vmap of the single loop, n={n_nets:,}",
+                    lambda n=n_nets: W.make_many_plain_vmap(n, many_steps),
+                    many_steps,
+                ),
+            ]
+        numpy_steps = max(10, many_steps // 10)
+        cases.append(
+            (
+                f"train_xor_many, NumPy batched, n={n_nets:,}",
+                lambda n=n_nets, s=numpy_steps: W.make_many(n, s, "numpy"),
+                numpy_steps,
+            )
+        )
+        for name, make, steps in cases:
+            many[name] = median_time(make(), max(3, repeats // 2)) / (n_nets * steps)
+            row(table, name, many[name], "ns")
+        if have_jax:
+            ratios.append(
+                (
+                    f"plain vmap / train_xor_many, n={n_nets:,} (target >= 2)",
+                    many[f"plain jax.vmap of the single loop, n={n_nets:,}"]
+                    / many[f"train_xor_many, JAX, n={n_nets:,}"],
+                )
+            )
+    lines += [f"## Many XOR networks at once ({many_steps:,} steps; NumPy fewer)", "", *table, ""]
+
+    # 4. Kernels
+    table = ["| kernel (forward + backward) | size | NumPy | JAX (jitted) |", "|---|---|---|---|"]
+    for op in W.KERNEL_OPS:
+        for size in ("xor", "large"):
+            tn = median_time(W.make_kernel(op, size, "numpy"), repeats)
+            tj = median_time(W.make_kernel(op, size, "jax"), repeats) if have_jax else None
+            unit = "us" if size == "xor" else "ms"
+            table.append(
+                f"| {op} | {size} | {fmt(tn, unit)} | {'-' if tj is None else fmt(tj, unit)} |"
+            )
+    lines += ["## Kernels", "", "XOR size: 4 x 2 -> 2; large: 4096 x 512 -> 1024.", "", *table, ""]
+
+    lines += ["## Ratios", "", "| comparison | ratio |", "|---|---|"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in ratios]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

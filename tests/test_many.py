@@ -1,0 +1,59 @@
+"""train_xor_many: each network follows train_xor_manual's update exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backprop import train_xor_manual
+from backprop.many import init_xor_many, train_xor_many
+
+
+def test_each_network_matches_the_single_network_loop(backend_name):
+    n, steps = 5, 400
+    many = train_xor_many(n, backend=backend_name, steps=steps, seed=3, dtype="float64")
+    init = init_xor_many(n, seed=3, dtype="float64")
+    for k in range(n):
+        single = train_xor_manual(
+            backend=backend_name,
+            steps=steps,
+            dtype="float64",
+            init={name: getattr(init, name)[k] for name in ("w1", "b1", "w2", "b2")},
+        )
+        for name in ("w1", "b1", "w2", "b2"):
+            np.testing.assert_allclose(
+                getattr(many.params, name)[k], getattr(single, name), rtol=1e-9, atol=1e-12
+            )
+        assert many.solved[k] == (single.accuracy == 1.0)
+        # final_costs is the cost at the final parameters, one step past costs[-1]
+        assert many.final_costs[k] <= single.costs[-1] + 1e-12
+
+
+def test_result_per_network(backend_name):
+    r = train_xor_many(7, backend=backend_name, steps=2000, seed=0)
+    assert r.solved.shape == (7,) and r.solved.dtype == bool
+    assert r.final_costs.shape == (7,) and np.all(np.isfinite(r.final_costs))
+    assert r.params.w1.shape == (7, 2, 2) and r.params.b2.shape == (7, 1)
+    assert r.n_nets == 7 and 0 <= r.solved_fraction <= 1
+    assert np.all(r.final_costs[r.solved] < 0.35)
+    assert r.time_per_network_step > 0
+
+
+def test_most_but_not_all_starts_solve_xor():
+    r = train_xor_many(300, backend="numpy", steps=3000, seed=0)
+    assert 0.5 < r.solved_fraction < 0.95  # about 70 %: 2-2-1 sigmoid nets do get stuck
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_nets": 0}, "n_nets must be an integer >= 1, got 0"),
+        ({"n_nets": 2, "steps": 0}, "steps must be an integer >= 1"),
+        ({"n_nets": 2, "lr": -1.0}, "lr must be a positive finite number"),
+        ({"n_nets": 2, "backend": "torch"}, "backend must be one of"),
+        ({"n_nets": 2, "hidden": 0}, "hidden must be an integer >= 1"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train_xor_many(**kwargs)

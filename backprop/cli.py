@@ -96,6 +96,32 @@ def run_gradcheck(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for reports in results.values() for r in reports.values()) else 1
 
 
+def run_experiment(args: argparse.Namespace) -> int:
+    """Run one of the notes' experiments with the common options."""
+    from backprop import experiments as E
+
+    train = {"backend": args.backend, "seed": args.seed}
+    if args.lr is not None:
+        train["lr"] = args.lr
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    name = args.command
+    if name == "single-layer":
+        E.single_layer(args.gate, **train)
+    elif name == "deep":
+        E.deep_stack(hidden=args.hidden, **train)
+    elif name == "linear-mse":
+        E.linear_mse(args.gate, **train)
+    elif name == "blobs":
+        E.blobs(save=args.save, **train)
+    elif name == "perceptron":
+        extra = {"eta": args.lr} if args.lr is not None else {}
+        if args.epochs is not None:
+            extra["max_passes"] = args.epochs
+        E.perceptron(args.gate, **extra)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backprop",
@@ -118,6 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
     gc.add_argument("--seed", type=int, default=0)
     gc.set_defaults(run=run_gradcheck)
+
+    experiments = {
+        "single-layer": "experiments 1-2: one sigmoid unit on AND / OR (converge) and XOR (ln 2)",
+        "deep": "experiment 5: 2-64-32-16-1 stack on XOR, with per-layer gradient norms",
+        "perceptron": "experiment 6: Rosenblatt's rule with a step unit (--lr is eta)",
+        "linear-mse": "experiment 7: one linear unit with MSE on AND / OR",
+        "blobs": "experiment 9: four Gaussian blobs, 2-5-1 ReLU net, save, load, predict",
+    }
+    for name, text in experiments.items():
+        e = sub.add_parser(name, help=text, description=text)
+        e.add_argument("--backend", choices=BACKENDS, default="numpy")
+        e.add_argument("--seed", type=int, default=0)
+        e.add_argument("--lr", type=_positive_float, default=None, help="default: the notes' value")
+        e.add_argument(
+            "--epochs", type=_positive_int, default=None, help="default: the notes' value"
+        )
+        if name in ("single-layer", "perceptron", "linear-mse"):
+            gates = ("and", "or", "xor") if name != "linear-mse" else ("and", "or")
+            e.add_argument("--gate", choices=gates, default="and")
+        if name == "deep":
+            e.add_argument("--hidden", choices=("sigmoid", "relu"), default="sigmoid")
+        if name == "blobs":
+            e.add_argument("--save", metavar="FILE.npz", default=None)
+        e.set_defaults(run=run_experiment)
     return parser
 
 
@@ -130,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (UsageError, ValueError, FloatingPointError) as exc:
+    except (UsageError, ValueError, FloatingPointError, OSError, ImportError) as exc:
         print(f"backprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -56,3 +56,30 @@ def test_python_dash_m_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout
+
+
+def test_help_lists_the_experiments(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("xor", "gradcheck", "single-layer", "deep", "perceptron", "linear-mse", "blobs"):
+        assert name in out
+
+
+def test_experiment_subcommand_prints_its_conclusion(capsys):
+    assert main(["single-layer", "--gate", "xor", "--epochs", "200"]) == 0
+    assert "conclusion: the loss settles at" in capsys.readouterr().out
+    assert main(["perceptron", "--gate", "xor"]) == 0
+    assert "conclusion: cycle" in capsys.readouterr().out
+
+
+def test_experiment_error_is_one_line(tmp_path, capsys):
+    assert main(["blobs", "--epochs", "2", "--save", str(tmp_path / "no" / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("backprop blobs: error:") and "Traceback" not in err
+
+
+def test_gradcheck_command_prints_a_table_and_passes(capsys):
+    assert main(["gradcheck", "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "| numpy | sigmoid | z |" in out and "all gradients match" in out

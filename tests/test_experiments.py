@@ -1,0 +1,186 @@
+"""The notes' experiments reproduce the notes' outcomes; perceptron rule, blobs
+data, MLP trainer and save/load, each with its errors."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from backprop import experiments as E
+from backprop.data import truth_table, xor_blobs
+from backprop.io import load_params, save_params
+from backprop.mlp import init_mlp, make_config, predict, train_mlp
+from backprop.perceptron import perceptron_rule
+
+QUIET = {"out": lambda *a: None}
+
+
+@pytest.mark.parametrize("gate", ["and", "or"])
+def test_single_unit_learns_and_or(backend_name, gate):
+    r = E.single_layer(gate, backend=backend_name, **QUIET)
+    assert r.accuracies[-1] == 1.0 and 0.005 < r.losses[-1] < 0.03
+
+
+def test_single_unit_settles_at_ln2_on_xor(backend_name):
+    r = E.single_layer("xor", backend=backend_name, **QUIET)
+    assert abs(r.losses[-1] - math.log(2)) < 1e-3
+    assert 0.25 <= r.accuracies[-1] <= 0.75
+
+
+def test_deep_sigmoid_stack_plateaus_and_gradients_vanish(backend_name):
+    r = E.deep_stack(backend=backend_name, **QUIET)
+    assert np.all(np.abs(r.losses[200:1000] - math.log(2)) < 0.01)  # the plateau
+    first, *_, last = r.grad_norms[0]
+    assert first < last / 100  # the input layer's gradient is >100x smaller
+    relu = E.deep_stack(hidden="relu", lr=0.1, epochs=1000, backend=backend_name, **QUIET)
+    assert relu.losses[-1] < 0.05 and relu.accuracies[-1] == 1.0
+
+
+def test_linear_mse_rounds_to_the_truth_table(backend_name):
+    for gate in ("and", "or"):
+        r = E.linear_mse(gate, backend=backend_name, **QUIET)
+        X, y = truth_table(gate)
+        np.testing.assert_array_equal(np.round(predict(r.params, X, r.config)), y)
+
+
+def test_perceptron_rule_on_and_or_xor():
+    r = E.perceptron("and", **QUIET)  # the notes' w0 = (0.3, 0.4, 0.1), eta = 0.05
+    X, y = truth_table("and", "float64")
+    assert r.converged and r.passes == 3 and r.mistakes[-1] == 0
+    np.testing.assert_array_equal(r.predict(X), y[:, 0])
+    assert perceptron_rule(*truth_table("or", "float64")).converged
+    x = perceptron_rule(*truth_table("xor", "float64"), max_passes=1000)
+    assert not x.converged and x.reason.startswith("cycle") and x.passes < 1000
+    capped = perceptron_rule(*truth_table("xor", "float64"), max_passes=5)
+    assert not capped.converged and "within 5 passes" in capped.reason
+
+
+def test_perceptron_bad_input():
+    X, y = truth_table("and", "float64")
+    with pytest.raises(ValueError, match=r"w0 must have shape \(3,\)"):
+        perceptron_rule(X, y, w0=(0.1, 0.2))
+    with pytest.raises(ValueError, match="eta must be a positive finite number"):
+        perceptron_rule(X, y, eta=0)
+    with pytest.raises(ValueError, match="y must hold 0/1 targets"):
+        perceptron_rule(X, y * 2)
+
+
+def test_blobs_experiment_trains_saves_loads_and_predicts(tmp_path):
+    path = tmp_path / "blobs.npz"
+    d = E.blobs(save=str(path), **QUIET)
+    assert d["test_loss_after"] < d["test_loss_before"] / 3
+    assert d["identical_after_load"] and d["p_minus1_1"] > 0.9  # (-1, 1) is a label-1 corner
+    assert path.exists()
+
+
+def test_blobs_data_is_seeded_and_labelled_by_sign():
+    a, b = xor_blobs(seed=4), xor_blobs(seed=4)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    Xtr, ytr, Xte, yte = a
+    assert Xtr.shape == (80, 2) and ytr.shape == (80, 1) and Xte.shape == (20, 2)
+    X, y = np.concatenate([Xtr, Xte]), np.concatenate([ytr, yte])[:, 0]
+    far = np.all(np.abs(X) > 0.2, axis=1)  # points clearly inside a quadrant
+    np.testing.assert_array_equal(y[far], (np.sign(X[far, 0]) != np.sign(X[far, 1])).astype(float))
+    with pytest.raises(ValueError, match="n_train must be an integer >= 1"):
+        xor_blobs(n_train=0)
+
+
+def test_train_mlp_bad_arguments():
+    X, y = truth_table("xor")
+    with pytest.raises(ValueError, match=r"hidden must name one activation per hidden layer \(1"):
+        train_mlp([2, 3, 1], X, y, hidden=["relu", "relu"])
+    with pytest.raises(ValueError, match="hidden activation must be one of"):
+        train_mlp([2, 3, 1], X, y, hidden="tanh")
+    with pytest.raises(ValueError, match="loss 'bce' needs output='sigmoid'"):
+        train_mlp([2, 3, 1], X, y, output="identity")
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 3\)"):
+        train_mlp([3, 1], X, y, hidden=[])
+    with pytest.raises(ValueError, match=r"init\[0\].w must have shape \(2, 3\)"):
+        train_mlp(
+            [2, 3, 1], X, y, init=[(np.zeros((3, 2)), np.zeros(3)), (np.zeros((3, 1)), np.zeros(1))]
+        )
+
+
+def test_train_mlp_backends_agree():
+    X, y = truth_table("xor", "float64")
+    a = train_mlp([2, 4, 3, 1], X, y, hidden=["relu", "sigmoid"], epochs=300, dtype="float64")
+    b = (
+        train_mlp(
+            [2, 4, 3, 1],
+            X,
+            y,
+            hidden=["relu", "sigmoid"],
+            epochs=300,
+            dtype="float64",
+            backend="jax",
+        )
+        if _jax()
+        else a
+    )
+    np.testing.assert_allclose(a.losses, b.losses, rtol=1e-10)
+    np.testing.assert_allclose(a.grad_norms, b.grad_norms, rtol=1e-8)
+
+
+def _jax():
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- save / load ----------------------------------------------------------------------
+
+
+def _model():
+    return init_mlp([2, 5, 1], seed=1, dtype="float32"), make_config(
+        [2, 5, 1], "relu", "sigmoid", "bce"
+    )
+
+
+def test_round_trip_predicts_exactly_the_same(tmp_path):
+    params, config = _model()
+    path = save_params(tmp_path / "m.npz", params)
+    loaded = load_params(path, [2, 5, 1], dtype="float32")
+    X = np.random.default_rng(0).standard_normal((50, 2)).astype("float32")
+    np.testing.assert_array_equal(predict(loaded, X, config), predict(params, X, config))
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    """A crash mid-write leaves the old file intact and no temporary file behind."""
+    params, _ = _model()
+    path = save_params(tmp_path / "m.npz", params)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(os, "replace", crash)
+    other = init_mlp([2, 5, 1], seed=2, dtype="float32")
+    with pytest.raises(KeyboardInterrupt):
+        save_params(path, other)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_corrupt_and_mismatched_files_are_refused(tmp_path):
+    params, _ = _model()
+    path = save_params(tmp_path / "m.npz", params)
+    with pytest.raises(FileNotFoundError, match="no parameter file"):
+        load_params(tmp_path / "missing.npz", [2, 5, 1])
+    truncated = tmp_path / "t.npz"
+    truncated.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=r"not a readable \.npz file"):
+        load_params(truncated, [2, 5, 1])
+    with pytest.raises(ValueError, match=r"w0 has shape \(2, 5\), the model needs \(2, 4\)"):
+        load_params(path, [2, 4, 1])
+    with pytest.raises(ValueError, match=r"holds arrays \['b0', 'b1', 'w0', 'w1'\]"):
+        load_params(path, [2, 5, 3, 1])
+    with pytest.raises(ValueError, match="w0 has dtype float32, the model needs float64"):
+        load_params(path, [2, 5, 1], dtype="float64")
+    with pytest.raises(ValueError, match=r"path must end in \.npz"):
+        save_params(tmp_path / "m.txt", params)

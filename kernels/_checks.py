@@ -36,12 +36,6 @@ def as_float_array(xp: Any, name: str, x: Any) -> Any:
     return x
 
 
-def require_ndim(name: str, x: Any, ndim: int, meaning: str) -> None:
-    """Raise ``ValueError`` unless ``x.ndim == ndim``; ``meaning`` names the axes."""
-    if x.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D {meaning}, got shape {tuple(x.shape)}")
-
-
 def require_shape(name: str, x: Any, shape: tuple[int, ...], why: str) -> None:
     """Raise ``ValueError`` unless ``x.shape == shape``; ``why`` says whose shape it is."""
     if tuple(x.shape) != tuple(shape):

@@ -77,7 +77,10 @@ def run_xor(args: argparse.Namespace) -> int:
         )
         failed |= r.accuracy < 1.0
     if failed:
-        print("note: some run did not solve XOR; about 30 % of starts stall, try another --seed")
+        print(
+            f"note: some run did not solve XOR in {args.steps} steps: too few steps, or one of "
+            "the ~30 % of starts that stall in a local minimum - try more --steps or another --seed"
+        )
     return 0
 
 
@@ -99,6 +102,7 @@ def run_gradcheck(args: argparse.Namespace) -> int:
 def run_experiment(args: argparse.Namespace) -> int:
     """Run one of the notes' experiments with the common options."""
     from backprop import experiments as E
+    from backprop.data import truth_table, xor_blobs
 
     train = {"backend": args.backend, "seed": args.seed}
     if args.lr is not None:
@@ -107,19 +111,40 @@ def run_experiment(args: argparse.Namespace) -> int:
         train["epochs"] = args.epochs
     name = args.command
     if name == "single-layer":
-        E.single_layer(args.gate, **train)
+        result, data = E.single_layer(args.gate, **train), truth_table(args.gate)
     elif name == "deep":
-        E.deep_stack(hidden=args.hidden, **train)
+        result, data = E.deep_stack(hidden=args.hidden, **train), truth_table("xor")
     elif name == "linear-mse":
-        E.linear_mse(args.gate, **train)
+        result, data = E.linear_mse(args.gate, **train), truth_table(args.gate)
     elif name == "blobs":
-        E.blobs(save=args.save, **train)
+        out = E.blobs(save=args.save, **train)
+        result, data = out["result"], xor_blobs(seed=args.seed)[:2]
     elif name == "perceptron":
         extra = {"eta": args.lr} if args.lr is not None else {}
         if args.epochs is not None:
             extra["max_passes"] = args.epochs
         E.perceptron(args.gate, **extra)
+        return 0
+    if args.plot:
+        _plots(args.plot, result, *data)
     return 0
+
+
+def _plots(path: str, result: object, X: object, y: object) -> None:
+    """Loss curve to ``path``; decision boundary and gradient norms beside it."""
+    from backprop import plots
+
+    if not path.endswith(".png"):
+        raise UsageError(f"--plot must name a .png file, got {path!r}")
+    stem = path[: -len(".png")]
+    plots.plot_loss(result.losses, path)
+    written = [path]
+    if result.params[0].w.shape[0] == 2:
+        plots.plot_decision_boundary(result.params, result.config, X, y, f"{stem}-boundary.png")
+        written.append(f"{stem}-boundary.png")
+    plots.plot_grad_norms(result.grad_norms, f"{stem}-gradnorms.png")
+    written.append(f"{stem}-gradnorms.png")
+    print("plots written: " + ", ".join(written))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--hidden", choices=("sigmoid", "relu"), default="sigmoid")
         if name == "blobs":
             e.add_argument("--save", metavar="FILE.npz", default=None)
+        if name != "perceptron":
+            e.add_argument("--plot", metavar="OUT.png", default=None, help="write PNG plots")
         e.set_defaults(run=run_experiment)
     return parser
 

@@ -63,3 +63,21 @@ def K(backend_name: str):
     from kernels import get_backend
 
     return get_backend(backend_name)
+
+
+@pytest.fixture
+def block_import(monkeypatch: pytest.MonkeyPatch):
+    """``block_import("jax")`` makes importing that package (and its submodules) fail."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def block(package: str) -> None:
+        def fake_import(name, *args, **kwargs):
+            if name == package or name.startswith(package + "."):
+                raise ImportError(f"No module named {package!r}")
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", fake_import)
+
+    return block

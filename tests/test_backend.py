@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import inspect
 
 import pytest
@@ -29,15 +28,8 @@ def test_missing_kernel_names_the_available_ones(K):
         K.softmax_forward  # noqa: B018
 
 
-def test_jax_without_jax_says_how_to_install(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_jax(name, *args, **kwargs):
-        if name == "jax" or name.startswith("jax."):
-            raise ImportError("No module named 'jax'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_jax)
+def test_jax_without_jax_says_how_to_install(monkeypatch, block_import):
+    block_import("jax")
     kernels.get_backend.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"pip install 'backprop-by-hand\[jax\]'"):

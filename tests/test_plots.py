@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import struct
 
 import pytest
@@ -26,15 +25,8 @@ def test_experiment_writes_three_pngs(tmp_path, capsys):
         assert 300 <= width <= 2000 and 300 <= height <= 2000 and size > 5_000
 
 
-def test_without_matplotlib_the_error_says_how_to_get_plots(tmp_path, monkeypatch, capsys):
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+def test_without_matplotlib_the_error_says_how_to_get_plots(tmp_path, block_import, capsys):
+    block_import("matplotlib")
     assert main(["single-layer", "--epochs", "5", "--plot", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "pip install 'backprop-by-hand[plot]'" in err and "Traceback" not in err

@@ -8,8 +8,10 @@ show the result.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from backprop.xor import DEFAULT_LR, train_xor_manual
 from kernels import BACKENDS
@@ -102,14 +104,44 @@ def run_gradcheck(args: argparse.Namespace) -> int:
 def run_experiment(args: argparse.Namespace) -> int:
     """Run one of the notes' experiments with the common options."""
     from backprop import experiments as E
-    from backprop.data import truth_table, xor_blobs
+    from backprop.progress import progress_bar
 
+    name = args.command
+    if name == "perceptron":
+        extra = {"eta": args.lr} if args.lr is not None else {}
+        if args.epochs is not None:
+            extra["max_passes"] = args.epochs
+        E.perceptron(args.gate, **extra)
+        return 0
     train = {"backend": args.backend, "seed": args.seed}
     if args.lr is not None:
         train["lr"] = args.lr
     if args.epochs is not None:
         train["epochs"] = args.epochs
-    name = args.command
+    if args.load is not None:
+        from backprop.io import load_params
+
+        train["init"] = load_params(args.load, E.SIZES[name])
+        print(f"starting from the parameters in {args.load}")
+    fn = {
+        "single-layer": E.single_layer,
+        "deep": E.deep_stack,
+        "linear-mse": E.linear_mse,
+        "blobs": E.blobs,
+    }[name]
+    epochs = train.get("epochs", inspect.signature(fn).parameters["epochs"].default)
+    with progress_bar(epochs, name) as progress:
+        train["progress"] = progress
+        result, data = _run_training(name, args, train)
+    if args.plot:
+        _plots(args.plot, result, *data)
+    return 0
+
+
+def _run_training(name: str, args: argparse.Namespace, train: dict) -> tuple[Any, tuple]:
+    from backprop import experiments as E
+    from backprop.data import truth_table, xor_blobs
+
     if name == "single-layer":
         result, data = E.single_layer(args.gate, **train), truth_table(args.gate)
     elif name == "deep":
@@ -119,15 +151,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     elif name == "blobs":
         out = E.blobs(save=args.save, **train)
         result, data = out["result"], xor_blobs(seed=args.seed)[:2]
-    elif name == "perceptron":
-        extra = {"eta": args.lr} if args.lr is not None else {}
-        if args.epochs is not None:
-            extra["max_passes"] = args.epochs
-        E.perceptron(args.gate, **extra)
-        return 0
-    if args.plot:
-        _plots(args.plot, result, *data)
-    return 0
+    return result, data
 
 
 def _plots(path: str, result: object, X: object, y: object) -> None:
@@ -194,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--save", metavar="FILE.npz", default=None)
         if name != "perceptron":
             e.add_argument("--plot", metavar="OUT.png", default=None, help="write PNG plots")
+            e.add_argument(
+                "--load", metavar="FILE.npz", default=None, help="start from saved parameters"
+            )
         e.set_defaults(run=run_experiment)
     return parser
 

@@ -2,8 +2,10 @@
 printed and a one-line conclusion, and returns its numbers.
 
 Every function takes ``backend``, ``seed`` and, where it trains, ``lr`` and
-``epochs`` (defaults: the notes' settings) and an ``out`` callable used for
-printing (``print`` by default; pass ``lambda *a: None`` to silence).
+``epochs`` (defaults: the notes' settings), ``init`` (explicit starting
+parameters, e.g. from :func:`backprop.io.load_params`), ``progress`` (see
+:func:`backprop.mlp.train_mlp`) and an ``out`` callable used for printing
+(``print`` by default; pass ``lambda *a: None`` to silence).
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ from backprop.perceptron import PerceptronResult, perceptron_rule
 from kernels import get_backend
 
 LN2 = math.log(2)
+# Layer sizes of the networks the experiments train (what --load must match).
+SIZES = {
+    "single-layer": [2, 1],
+    "deep": [2, 64, 32, 16, 1],
+    "linear-mse": [2, 1],
+    "blobs": [2, 5, 1],
+}
 Printer = Callable[..., Any]
 
 
@@ -59,6 +68,8 @@ def single_layer(
     seed: int = 0,
     lr: float = 1.0,
     epochs: int = 1000,
+    init: Any = None,
+    progress: Any = None,
     out: Printer = print,
 ) -> MLPResult:
     """Experiments 1 and 2: one linear unit + sigmoid, mean BCE, SGD, on a truth table.
@@ -67,7 +78,18 @@ def single_layer(
     ln 2 = 0.6931 because no line separates it.
     """
     X, y = truth_table(gate)
-    r = train_mlp([2, 1], X, y, hidden=[], lr=lr, epochs=epochs, seed=seed, backend=backend)
+    r = train_mlp(
+        SIZES["single-layer"],
+        X,
+        y,
+        hidden=[],
+        lr=lr,
+        epochs=epochs,
+        seed=seed,
+        backend=backend,
+        init=init,
+        progress=progress,
+    )
     out(f"== single sigmoid unit on {gate.upper()}, lr {lr}, {epochs} epochs ({backend}) ==")
     _history(out, r, max(1, epochs // 10))
     _final(out, r, X, y)
@@ -93,13 +115,26 @@ def deep_stack(
     seed: int = 0,
     lr: float = 1.0,
     epochs: int = 5000,
+    init: Any = None,
+    progress: Any = None,
     out: Printer = print,
 ) -> MLPResult:
     """Experiment 5: a 2-64-32-16-1 stack on XOR; per-layer gradient norms show why
     sigmoid stacks sit on the ln 2 plateau (vanishing gradients) and ReLU ones do not."""
     X, y = truth_table("xor")
-    sizes = [2, 64, 32, 16, 1]
-    r = train_mlp(sizes, X, y, hidden=hidden, lr=lr, epochs=epochs, seed=seed, backend=backend)
+    sizes = SIZES["deep"]
+    r = train_mlp(
+        sizes,
+        X,
+        y,
+        hidden=hidden,
+        lr=lr,
+        epochs=epochs,
+        seed=seed,
+        backend=backend,
+        init=init,
+        progress=progress,
+    )
     out(f"== deep {hidden} stack {'-'.join(map(str, sizes))} on XOR, lr {lr}, {epochs} epochs ==")
     every = max(1, epochs // 10)
     for e in range(0, epochs, every):
@@ -145,12 +180,14 @@ def linear_mse(
     seed: int = 0,
     lr: float = 0.5,
     epochs: int = 500,
+    init: Any = None,
+    progress: Any = None,
     out: Printer = print,
 ) -> MLPResult:
     """Experiment 7: one linear unit, mean squared error, SGD; rounded outputs give the table."""
     X, y = truth_table(gate)
     r = train_mlp(
-        [2, 1],
+        SIZES["linear-mse"],
         X,
         y,
         hidden=[],
@@ -160,6 +197,8 @@ def linear_mse(
         epochs=epochs,
         seed=seed,
         backend=backend,
+        init=init,
+        progress=progress,
     )
     out(f"== linear unit with MSE on {gate.upper()}, lr {lr}, {epochs} epochs ==")
     _history(out, r, max(1, epochs // 10))
@@ -182,6 +221,8 @@ def blobs(
     lr: float = 0.03,
     epochs: int = 2000,
     save: str | None = None,
+    init: Any = None,
+    progress: Any = None,
     out: Printer = print,
 ) -> dict[str, Any]:
     """Experiment 9: four Gaussian blobs, a 2-5-1 ReLU/sigmoid net, BCE, SGD.
@@ -193,11 +234,24 @@ def blobs(
     import tempfile
 
     Xtr, ytr, Xte, yte = xor_blobs(seed=seed)
-    sizes, config = [2, 5, 1], make_config([2, 5, 1], "relu", "sigmoid", "bce")
+    sizes = SIZES["blobs"]
+    config = make_config(sizes, "relu", "sigmoid", "bce")
     K = get_backend("numpy")
-    start = init_mlp(sizes, seed=seed, dtype="float32")  # what train_mlp starts from
+    # what train_mlp starts from
+    start = init_mlp(sizes, seed=seed, dtype="float32") if init is None else init
     before = float(mlp_loss_and_grads(K, start, Xte, yte, config)[0])
-    r = train_mlp(sizes, Xtr, ytr, hidden="relu", lr=lr, epochs=epochs, seed=seed, backend=backend)
+    r = train_mlp(
+        sizes,
+        Xtr,
+        ytr,
+        hidden="relu",
+        lr=lr,
+        epochs=epochs,
+        seed=seed,
+        backend=backend,
+        init=init,
+        progress=progress,
+    )
     after = float(mlp_loss_and_grads(K, r.params, Xte, yte, config)[0])
     out(f"== four blobs, 2-5-1 ReLU/sigmoid, lr {lr}, {epochs} epochs ({backend}) ==")
     _history(out, r, max(1, epochs // 10))

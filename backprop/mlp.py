@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -231,6 +231,7 @@ def train_mlp(
     init_scheme: str = "uniform",
     backend: str = "numpy",
     dtype: str = "float32",
+    progress: Callable[[int, float], None] | None = None,
 ) -> MLPResult:
     """Train an MLP by full-batch gradient descent with hand-derived gradients.
 
@@ -239,6 +240,10 @@ def train_mlp(
     ``(w, b)`` pairs with w (D_in, D_out), b (D_out,), to replay a run
     exactly; otherwise :func:`init_mlp` with ``seed`` and ``init_scheme``.
     On JAX the epochs run as one compiled ``lax.scan``.
+
+    ``progress(epochs_done, loss)``, if given, is called after every epoch
+    on NumPy, and once at the end on JAX (the compiled loop does not come
+    back to Python in between).
 
     Raises ``ValueError`` for bad sizes, activations, loss, lr, epochs,
     dtype, backend, data or init shapes, and ``FloatingPointError`` naming
@@ -271,6 +276,8 @@ def train_mlp(
                 params, losses[e], out, grads = mlp_step(K, params, X, y, lr, config)
                 norms[e] = grad_norms(grads, np)
                 accs[e] = accuracy(out, y, np)
+                if progress is not None:
+                    progress(e + 1, float(losses[e]))
                 if not np.isfinite(losses[e]):
                     break
         train_time, compile_time = time.perf_counter() - t0, 0.0
@@ -282,6 +289,8 @@ def train_mlp(
         )
         params = tuple(Layer(*layer) for layer in out[0])
         losses, accs, norms = out[1], out[2], np.stack(out[3], axis=1)
+        if progress is not None:
+            progress(epochs, float(losses[-1]))
 
     k = first_nonfinite(losses)
     if k is not None:

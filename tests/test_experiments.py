@@ -184,3 +184,49 @@ def test_corrupt_and_mismatched_files_are_refused(tmp_path):
         load_params(path, [2, 5, 1], dtype="float64")
     with pytest.raises(ValueError, match=r"path must end in \.npz"):
         save_params(tmp_path / "m.txt", params)
+
+
+def test_progress_hook_is_called_per_epoch_on_numpy_and_at_the_end_on_jax(backend_name):
+    X, y = truth_table("xor")
+    calls = []
+    train_mlp(
+        [2, 3, 1], X, y, epochs=20, backend=backend_name, progress=lambda e, loss: calls.append(e)
+    )
+    assert calls == (list(range(1, 21)) if backend_name == "numpy" else [20])
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from backprop.progress import progress_bar
+
+    with progress_bar(10, "x", stream=io.StringIO()) as hook:
+        assert hook is None  # a pipe or file gets plain lines, no bar
+    pytest.importorskip("tqdm")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    with progress_bar(10, "train", stream=term, mininterval=0) as hook:
+        for e in range(1, 11):
+            hook(e, 0.5)
+    drawn = term.getvalue()
+    assert "train:" in drawn and "10/10" in drawn and "loss=0.5000" in drawn
+
+
+def test_load_starts_training_from_saved_parameters(tmp_path, capsys):
+    from backprop.cli import main
+
+    path = tmp_path / "w.npz"
+    assert main(["blobs", "--epochs", "300", "--save", str(path)]) == 0
+    first = capsys.readouterr().out
+    after = float(first.split("test loss before training ")[1].split("after ")[1].split()[0])
+    assert main(["blobs", "--epochs", "1", "--load", str(path)]) == 0
+    second = capsys.readouterr().out
+    assert f"starting from the parameters in {path}" in second
+    before = float(second.split("test loss before training ")[1].split(",")[0])
+    assert before == pytest.approx(after, abs=1e-4)  # it picked up where the first run ended
+    assert main(["deep", "--epochs", "1", "--load", str(path)]) == 2
+    assert "the model [2, 64, 32, 16, 1] needs" in capsys.readouterr().err

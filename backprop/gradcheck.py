@@ -13,8 +13,9 @@ belongs (exactly N times too large), a transposed weight gradient, or a
 gradient that is never computed.
 
 Numerical derivatives are central differences refined by Richardson
-extrapolation, (4 D(eps) - D(2 eps)) / 3, each with an error estimate
-|D(eps) - D(2 eps)| / 3. An entry passes when
+extrapolation, (4 D(eps) - D(2 eps)) / 3, each with an error estimate: the
+truncation |D(eps) - D(2 eps)| / 3 plus the rounding of the differenced
+values (see :func:`numeric_gradient`). An entry passes when
 
     |analytic - numeric| <= atol + rtol * |numeric| + estimated FD error,
 
@@ -158,6 +159,7 @@ def numeric_gradient(
     x: np.ndarray,
     eps: float,
     reduce: Callable[[Any], float] = float,
+    magnitude: Callable[[Any, Any], float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Finite-difference derivative of ``f()`` with respect to every entry of ``x``.
 
@@ -165,13 +167,20 @@ def numeric_gradient(
     copy. With D(h) = reduce(f(x + h e_i) - f(x - h e_i)) / (2 h), returns
     ``(grad, error)``: grad_i = (4 D(eps) - D(2 eps)) / 3, the Richardson
     extrapolation of central differences (truncation O(eps^4) instead of
-    O(eps^2)), and error_i = |D(eps) - D(2 eps)| / 3, an estimate of how far
-    plain central differences are from the truth there (large where the
-    function curves sharply, e.g. BCE near p = 0). ``reduce`` turns a
-    difference of outputs into a number; differencing the outputs *before*
-    reducing (``check_kernel`` reduces with a dot product) cancels the
-    rounding noise of every output the perturbation did not touch.
+    O(eps^2)), and error_i, an estimate of how wrong the differences can be
+    there: the truncation |D(eps) - D(2 eps)| / 3 (large where the function
+    curves sharply, e.g. BCE near p = 0) plus the rounding 8 u M / (2 eps),
+    with u the unit roundoff of x's dtype and M = ``magnitude(f_plus,
+    f_minus)`` the size of the values whose difference is taken (default
+    |f_plus| + |f_minus|): a perturbation of 1e-6 cannot be resolved below
+    the last bit of an output of 100. ``reduce`` turns a difference of
+    outputs into a number; differencing the outputs *before* reducing
+    (``check_kernel`` reduces with a dot product) cancels the rounding noise
+    of every output the perturbation did not touch.
     """
+    if magnitude is None:
+        magnitude = lambda plus, minus: abs(float(plus)) + abs(float(minus))  # noqa: E731
+    unit = float(np.finfo(x.dtype).eps)
     grad = np.empty_like(x)
     error = np.empty_like(x)
     for i in np.ndindex(x.shape):
@@ -183,10 +192,12 @@ def numeric_gradient(
             x[i] = orig - h
             f_minus = f()
             values.append(reduce(f_plus - f_minus) / (2 * h))
+            if h == eps:
+                rounding = 8 * unit * magnitude(f_plus, f_minus) / (2 * h)
         x[i] = orig
         d1, d2 = values
         grad[i] = (4 * d1 - d2) / 3
-        error[i] = abs(d1 - d2) / 3
+        error[i] = abs(d1 - d2) / 3 + rounding
     return grad, error
 
 
@@ -314,12 +325,21 @@ def check_kernel(
                 raise ValueError(f"forward returned NaN or inf {where}")
             return out
 
+        def touched(plus: np.ndarray, minus: np.ndarray) -> float:
+            """Size of the weighted outputs the perturbation changed."""
+            changed = plus != minus
+            return float(
+                np.sum(np.abs(plus[changed] * g[changed]) + np.abs(minus[changed] * g[changed]))
+            )
+
         where = "at the given inputs"
         output()
         numeric = {}
         for name, x in zip(names, work[: len(grads)], strict=False):
             where = f"when perturbing {name!r}"
-            numeric[name] = numeric_gradient(output, x, eps, reduce=lambda d: float(np.sum(d * g)))
+            numeric[name] = numeric_gradient(
+                output, x, eps, reduce=lambda d: float(np.sum(d * g)), magnitude=touched
+            )
     return _report(analytic, numeric, eps, rtol, atol, dtype)
 
 

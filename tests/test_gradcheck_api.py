@@ -149,3 +149,25 @@ def test_check_kernel_catches_a_wrong_kernel():
         check_kernel(
             K.matmul_forward, matmul_backward_swapped, {"x": np.ones((3, 2)), "w": np.ones((2, 4))}
         )
+
+
+def test_rounding_of_large_outputs_is_allowed_for_but_small_errors_still_fail():
+    """Found by hypothesis: outputs ~100 perturbed through inputs of 1e-5 change by
+    1e-11, near their last bit; a correct matmul must pass, a 0.1 % error must not."""
+    K = get_backend("numpy")
+    x = np.full((17, 16), 1e-5)
+    x[:, 5] = 10.0
+    w = np.random.default_rng(0).uniform(-10, 10, (16, 12))
+    check_kernel(K.matmul_forward, K.matmul_backward, {"x": x, "w": w}).assert_ok()
+
+    def slightly_wrong(dout, cache):
+        dx, dw = K.matmul_backward(dout, cache)
+        return dx, dw * 1.001
+
+    rng = np.random.default_rng(1)
+    report = check_kernel(
+        K.matmul_forward,
+        slightly_wrong,
+        {"x": rng.standard_normal((5, 3)), "w": rng.standard_normal((3, 4))},
+    )
+    assert report.failing == ["w"] and "1.001 x numeric" in report["w"].diagnosis

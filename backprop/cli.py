@@ -133,6 +133,10 @@ def run_experiment(args: argparse.Namespace) -> int:
     with progress_bar(epochs, name) as progress:
         train["progress"] = progress
         result, data = _run_training(name, args, train)
+    if args.save and name != "blobs":  # blobs saves (and reloads) as part of the experiment
+        from backprop.io import save_params
+
+        print(f"saved to {save_params(args.save, result.params)}")
     if args.plot:
         _plots(args.plot, result, *data)
     return 0
@@ -214,9 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--gate", choices=gates, default="and")
         if name == "deep":
             e.add_argument("--hidden", choices=("sigmoid", "relu"), default="sigmoid")
-        if name == "blobs":
-            e.add_argument("--save", metavar="FILE.npz", default=None)
         if name != "perceptron":
+            e.add_argument(
+                "--save", metavar="FILE.npz", default=None, help="save the trained parameters"
+            )
             e.add_argument("--plot", metavar="OUT.png", default=None, help="write PNG plots")
             e.add_argument(
                 "--load", metavar="FILE.npz", default=None, help="start from saved parameters"

@@ -83,3 +83,11 @@ def test_gradcheck_command_prints_a_table_and_passes(capsys):
     assert main(["gradcheck", "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "| numpy | sigmoid | z |" in out and "all gradients match" in out
+
+
+def test_save_then_load_on_any_training_experiment(tmp_path, capsys):
+    path = tmp_path / "single.npz"
+    assert main(["single-layer", "--gate", "or", "--epochs", "50", "--save", str(path)]) == 0
+    assert f"saved to {path}" in capsys.readouterr().out
+    assert main(["single-layer", "--gate", "or", "--epochs", "1", "--load", str(path)]) == 0
+    assert f"starting from the parameters in {path}" in capsys.readouterr().out

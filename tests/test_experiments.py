@@ -37,6 +37,7 @@ def test_deep_sigmoid_stack_plateaus_and_gradients_vanish(backend_name):
     assert first < last / 100  # the input layer's gradient is >100x smaller
     relu = E.deep_stack(hidden="relu", lr=0.1, epochs=1000, backend=backend_name, **QUIET)
     assert relu.losses[-1] < 0.05 and relu.accuracies[-1] == 1.0
+    assert relu.grad_norms[0, 0] > relu.grad_norms[0, -1] / 10  # no vanishing with ReLU
 
 
 def test_linear_mse_rounds_to_the_truth_table(backend_name):

@@ -11,7 +11,7 @@ import argparse
 import inspect
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from backprop.xor import DEFAULT_LR, train_xor_manual
 from kernels import BACKENDS
@@ -175,13 +175,20 @@ def _plots(path: str, result: object, X: object, y: object) -> None:
     print("plots written: " + ", ".join(written))
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="backprop",
         description="Hand-derived backpropagation on NumPy and JAX. "
         "With no command, runs 'xor' on every installed backend.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrors)
     xor = sub.add_parser("xor", help="train the 2-2-1 XOR network by hand-written backprop")
     xor.add_argument("--backend", choices=(*BACKENDS, "all"), default="all")
     xor.add_argument("--steps", type=_positive_int, default=10_000)

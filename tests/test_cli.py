@@ -45,6 +45,7 @@ def test_bad_arguments_give_one_line_and_exit_2(argv, message, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_python_dash_m_runs():

@@ -8,14 +8,16 @@ Forward, as the notes wrote it::
     cost = mean BCE(y_pred, y)
 
 The backward pass chains the kernels' backward halves in reverse order, and
-the four updates are written out, one line per parameter. The same
-:func:`xor_step` runs on NumPy (a Python loop) and on JAX (the whole loop
-inside one ``jax.jit``-compiled ``lax.scan``). No autodiff anywhere.
+the four updates are written out, one line per parameter: that is
+:func:`xor_step`, the reference. JAX runs it as the whole loop inside one
+``jax.jit``-compiled ``lax.scan``. NumPy runs the same derivation fused and
+in place (:mod:`backprop.xor_fused`, 19 NumPy calls a step instead of ~45,
+about 5x faster at this size), tested to follow :func:`xor_step` step by
+step. No autodiff anywhere.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import numpy as np
 from backprop._jaxrun import compile_and_run
 from backprop._validate import check_backend, check_lr, check_positive_int, first_nonfinite
 from backprop.data import check_dtype, xor_data
+from backprop.xor_fused import train_fused
 from kernels import Backend, get_backend
 
 DEFAULT_LR = 1.0
@@ -245,19 +248,14 @@ def train_xor_manual(
 def _train_numpy(
     params: XorParams, X: np.ndarray, y: np.ndarray, lr: float, steps: int
 ) -> tuple[XorParams, np.ndarray, np.ndarray, float]:
-    K = get_backend("numpy")
-    costs = np.empty(steps, dtype=X.dtype)
-    t0 = time.perf_counter()
-    # A diverging run overflows on its way to NaN; the finiteness check below
-    # reports the step, so the intermediate warnings would only be noise.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for i in range(steps):
-            params, cost = xor_step(K, params, X, y, lr)
-            costs[i] = cost
-            if not math.isfinite(costs[i]):
-                return params, costs[: i + 1], np.full((4, 1), np.nan), time.perf_counter() - t0
-        train_time = time.perf_counter() - t0
-        y_pred, _ = xor_forward(K, params, X)
+    # The fused, in-place form of xor_step (see backprop.xor_fused): the same
+    # derivation in 19 NumPy calls a step instead of ~45.
+    out, costs, train_time = train_fused(params, X, y, lr, steps)
+    params = XorParams(*out)
+    if len(costs) < steps:  # stopped on a NaN or infinite cost
+        return params, costs, np.full((4, 1), np.nan), train_time
+    with np.errstate(over="ignore", invalid="ignore"):
+        y_pred, _ = xor_forward(get_backend("numpy"), params, X)
     return params, costs, y_pred, train_time
 
 

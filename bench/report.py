@@ -94,7 +94,10 @@ def main() -> int:
 
     # 1. XOR loop
     per_step: dict[str, float] = {}
-    xor_cases = [("NumPy manual", lambda: W.make_xor_numpy(xor_steps))]
+    xor_cases = [
+        ("NumPy manual (train_xor_manual: fused, in place)", lambda: W.make_xor_numpy(xor_steps)),
+        ("NumPy, kernel chain (xor_step per step)", lambda: W.make_xor_numpy_chain(xor_steps)),
+    ]
     if have_jax:
         xor_cases += [
             (
@@ -128,7 +131,7 @@ def main() -> int:
         row(table, name, per_step[name], "us")
     lines += [f"## XOR 2-2-1, {xor_steps:,} steps", "", *table, ""]
     ratios = []
-    numpy_t = per_step["NumPy manual"]
+    numpy_t = per_step[xor_cases[0][0]]
     torch_name = "PyTorch eager autograd (nn.Sequential, BCELoss, SGD)"
     if torch_name in per_step:
         ratios.append(

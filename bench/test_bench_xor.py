@@ -6,6 +6,7 @@ from bench.workloads import (
     make_xor_jax_grad,
     make_xor_jax_per_step,
     make_xor_numpy,
+    make_xor_numpy_chain,
     make_xor_torch,
 )
 
@@ -19,6 +20,10 @@ def _bench(benchmark, run):
 
 def test_numpy_manual(benchmark):
     _bench(benchmark, make_xor_numpy(STEPS))
+
+
+def test_numpy_kernel_chain(benchmark):
+    _bench(benchmark, make_xor_numpy_chain(STEPS))
 
 
 @requires_jax

@@ -94,8 +94,24 @@ def xor_init() -> XorParams:
 
 
 def make_xor_numpy(steps: int) -> Callable[[], Any]:
+    """train_xor_manual on NumPy: the fused, in-place loop (backprop.xor_fused)."""
     init = xor_init()
     return lambda: train_xor_manual(backend="numpy", steps=steps, init=init, lr=LR)
+
+
+def make_xor_numpy_chain(steps: int) -> Callable[[], Any]:
+    """The reference kernel chain, xor_step, in a Python loop: what fusing saves."""
+    K = get_backend("numpy")
+    X, y = xor_data("float32")
+    init = xor_init()
+
+    def run() -> Any:
+        p = init
+        for _ in range(steps):
+            p, _ = xor_step(K, p, X, y, LR)
+        return p
+
+    return run
 
 
 def _xor_scan(step_fn: Callable[..., Any], steps: int) -> Callable[..., Any]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import backprop.xor as xor_module
+import backprop.xor_fused as xor_fused
 from backprop import XorParams, init_xor_params, train_xor_manual
 from tests.conftest import HAVE_JAX
 
@@ -78,7 +79,70 @@ def test_one_step_is_the_written_out_update():
     _, grads = xor_module.xor_gradients(get_backend("numpy"), init, X, y)
     r = train_xor_manual(init=init, steps=1, lr=0.5, dtype="float64")
     for w0, g, w1 in zip(init, grads, r.params, strict=True):
-        np.testing.assert_allclose(w1, w0 - 0.5 * g, rtol=1e-15)
+        np.testing.assert_allclose(w1, w0 - 0.5 * g, rtol=1e-13)
+
+
+def _kernel_chain_run(init, X, y, lr, steps):
+    """The reference: xor_step, the readable kernel chain, in a Python loop."""
+    from kernels import get_backend
+
+    K, params, costs = get_backend("numpy"), init, []
+    for _ in range(steps):
+        params, cost = xor_module.xor_step(K, params, X, y, lr)
+        costs.append(cost)
+    return params, np.array(costs)
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [("float64", 1e-10), ("float32", 1e-3)])
+def test_fused_numpy_loop_follows_the_kernel_chain(dtype, rtol):
+    """NumPy's train_xor_manual runs backprop.xor_fused; it must track xor_step."""
+    from backprop.data import xor_data
+
+    init = init_xor_params(hidden=3, seed=5, dtype=dtype)
+    X, y = xor_data(dtype)
+    params, costs = _kernel_chain_run(init, X, y, 0.7, 2500)
+    r = train_xor_manual(init=init, hidden=3, steps=2500, lr=0.7, dtype=dtype)
+    assert costs[-1] < costs[0] / 10  # it learned something worth comparing
+    np.testing.assert_allclose(r.costs, costs, rtol=rtol)
+    for a, b in zip(r.params, params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+
+
+def test_fused_loop_applies_a_gradient_that_passes_gradcheck():
+    """The update of one fused step, read back as (w0 - w1) / lr, is the true gradient."""
+    from backprop import gradcheck
+    from backprop.data import xor_data
+    from kernels import get_backend
+
+    X, y = xor_data("float64")
+    K = get_backend("numpy")
+
+    def loss(p):
+        return K.bce_forward(xor_module.xor_forward(K, XorParams(**p), X)[0], y)[0]
+
+    def applied_gradient(p):
+        lr = 1.0
+        new, _, _ = xor_fused.train_fused(XorParams(**p), X, y, lr, steps=1)
+        return {k: (p[k] - w) / lr for k, w in zip(XorParams._fields, new, strict=True)}
+
+    init = init_xor_params(hidden=4, seed=2, dtype="float64")._asdict()
+    report = gradcheck(loss, applied_gradient, init)
+    assert report.ok, report
+
+
+def test_fused_loop_keeps_learning_at_a_saturated_output():
+    """At p == 1.0 exactly (float32, l2 = 40) with targets 0, the cost's gradient
+    is still (p - y) / N; the fused loop applies it rather than p (1 - p) = 0."""
+    init = {"w1": np.eye(2), "b1": [0.0, 0.0], "w2": [[0.0], [0.0]], "b2": [40.0]}
+    r = train_xor_manual(init=init, steps=1, lr=1.0, dtype="float32")
+    # db2 = mean(p - y) = (4 * 1.0 - 2) / 4 = 0.5; each dw2 = mean((p - y) * a1) > 0
+    assert r.b2[0] == pytest.approx(39.5)
+    assert np.all(r.w2 < 0)
+
+
+def test_overflowing_parameters_are_reported_as_divergence():
+    with pytest.raises(FloatingPointError, match=r"cost became nan at step \d+ \(lr=3e\+38\)"):
+        train_xor_manual(lr=3e38, dtype="float32", steps=100)
 
 
 def test_verbose_prints_cost_every_log_every_steps(backend_name, capsys):
@@ -153,18 +217,27 @@ def test_bad_init_shape_names_the_array():
 
 
 def test_a_nonfinite_cost_stops_training_naming_the_step(backend_name, monkeypatch):
-    """Plant a step whose cost turns infinite once it falls below 0.6."""
+    """Plant a cost that turns infinite once it falls below 0.6."""
     reference = train_xor_manual(backend=backend_name, steps=2000, dtype="float64")
     first_below = int(np.argmax(reference.costs < 0.6))
     assert 0 < first_below < 2000
-    real_step = xor_module.xor_step
+    if backend_name == "numpy":  # the fused loop computes its costs in step_costs
+        real_costs = xor_fused.step_costs
 
-    def exploding_step(K, params, X, y, lr):
-        new, cost = real_step(K, params, X, y, lr)
-        return new, cost / (cost >= 0.6)  # x / False = inf, without a Python branch
+        def exploding_costs(logits, y):
+            costs = real_costs(logits, y)
+            return np.where(costs < 0.6, np.inf, costs)
 
-    monkeypatch.setattr(xor_module, "xor_step", exploding_step)
-    _forget_compiled(monkeypatch)
+        monkeypatch.setattr(xor_fused, "step_costs", exploding_costs)
+    else:
+        real_step = xor_module.xor_step
+
+        def exploding_step(K, params, X, y, lr):
+            new, cost = real_step(K, params, X, y, lr)
+            return new, cost / (cost >= 0.6)  # x / False = inf, without a Python branch
+
+        monkeypatch.setattr(xor_module, "xor_step", exploding_step)
+        _forget_compiled(monkeypatch)
     with pytest.raises(FloatingPointError, match=f"cost became inf at step {first_below} "):
         train_xor_manual(backend=backend_name, steps=2000, dtype="float64")
 

@@ -158,6 +158,7 @@ def main() -> int:
     large: dict[str, float] = {}
     large_cases = [
         ("NumPy manual step", lambda: W.make_large_step("numpy")),
+        ("NumPy kernel chain step (mlp_step)", W.make_large_step_chain),
         ("NumPy matrix products alone", lambda: W.make_large_matmuls("numpy")),
     ]
     if have_jax:

@@ -7,6 +7,7 @@ from bench.workloads import (
     make_large_jax_grad,
     make_large_matmuls,
     make_large_step,
+    make_large_step_chain,
     make_large_torch,
 )
 
@@ -15,6 +16,11 @@ from bench.workloads import (
 def test_manual_step(benchmark, backend):
     benchmark.group = "large step"
     benchmark(make_large_step(backend))
+
+
+def test_numpy_kernel_chain_step(benchmark):
+    benchmark.group = "large step"
+    benchmark(make_large_step_chain())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -16,6 +16,7 @@ import numpy as np
 from backprop.data import xor_data
 from backprop.many import init_xor_many, train_xor_many
 from backprop.mlp import Layer, init_mlp, make_config, mlp_forward, mlp_step
+from backprop.mlp_fused import FusedStep
 from backprop.xor import XorParams, init_xor_params, train_xor_manual, xor_forward, xor_step
 from kernels import get_backend
 
@@ -222,15 +223,24 @@ def large_problem() -> tuple[tuple[Layer, ...], np.ndarray, np.ndarray, Any]:
 
 
 def make_large_step(backend: str) -> Callable[[], Any]:
+    """The step train_mlp runs: NumPy's in-place FusedStep; JAX's jitted mlp_step."""
     params, X, y, config = large_problem()
     K = get_backend(backend)
     if backend == "numpy":
-        return lambda: mlp_step(K, params, X, y, LR, config)
+        step = FusedStep([LARGE[1], LARGE[2], 1], config, LARGE[0], "float32")
+        return lambda: step(params, X, y, LR)
     import jax
 
     fn = jax.jit(lambda p, X, y: mlp_step(K, p, X, y, LR, config)[:2])
     args = jax.device_put((params, X, y))
     return _ready(lambda: fn(*args))
+
+
+def make_large_step_chain() -> Callable[[], Any]:
+    """NumPy's reference kernel chain, mlp_step: what the in-place step saves."""
+    params, X, y, config = large_problem()
+    K = get_backend("numpy")
+    return lambda: mlp_step(K, params, X, y, LR, config)
 
 
 def make_large_jax_grad() -> Callable[[], Any]:

@@ -57,9 +57,7 @@ class FusedStep:
     dtype it was built for.
     """
 
-    def __init__(
-        self, sizes: Sequence[int], config: MLPConfig, n_rows: int, dtype: Any
-    ) -> None:
+    def __init__(self, sizes: Sequence[int], config: MLPConfig, n_rows: int, dtype: Any) -> None:
         self.sizes = tuple(sizes)
         self.config = config
         self.n_rows = n_rows
@@ -113,9 +111,7 @@ class FusedStep:
             loss, c_loss = K.bce_with_logits_forward(z, y)
             dz = K.bce_with_logits_backward(1.0, c_loss)
         else:
-            out, c_out = (
-                K.sigmoid_forward(z) if cfg.output == "sigmoid" else K.identity_forward(z)
-            )
+            out, c_out = K.sigmoid_forward(z) if cfg.output == "sigmoid" else K.identity_forward(z)
             loss, c_loss = K.mse_forward(out, y)
             d_out = K.mse_backward(1.0, c_loss)
             bwd = K.sigmoid_backward if cfg.output == "sigmoid" else K.identity_backward

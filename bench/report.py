@@ -83,7 +83,8 @@ def main() -> int:
         f"Machine: {cpu_name()}, {threads} logical CPUs, Python {platform.python_version()}; "
         + ", ".join(versions)
         + ".",
-        f"Medians of {repeats} repeats, float32. Command: `python bench/report.py"
+        f"Medians of {repeats} repeats ({2 * repeats + 1} of at least 0.2 s for the large "
+        f"step), float32. Command: `python bench/report.py"
         + (" --quick`" if args.quick else "`")
         + ".",
         "",
@@ -171,7 +172,7 @@ def main() -> int:
         large_cases.append(("PyTorch eager autograd step", W.make_large_torch))
     table = ["| workload | time per step | |", "|---|---|---|"]
     for name, make in large_cases:
-        large[name] = median_time(make(), repeats)
+        large[name] = median_time(make(), 2 * repeats + 1, min_time=0.2)
         row(table, name, large[name], "ms")
     n, d, h = W.LARGE
     lines += [f"## One step, MLP {d} -> {h} -> 1, batch {n}, sigmoid, BCE", "", *table, ""]

@@ -9,14 +9,20 @@ from backprop import train_xor_manual
 from backprop.many import init_xor_many, train_xor_many
 
 
-def test_each_network_matches_the_single_network_loop(backend_name):
+@pytest.mark.parametrize("hidden", [2, 3])
+def test_each_network_matches_the_single_network_loop(backend_name, hidden):
+    """many_step (fused, networks on the last axis) against the single-network loop
+    (on JAX that is xor_step, the kernel chain)."""
     n, steps = 5, 400
-    many = train_xor_many(n, backend=backend_name, steps=steps, seed=3, dtype="float64")
-    init = init_xor_many(n, seed=3, dtype="float64")
+    many = train_xor_many(
+        n, backend=backend_name, steps=steps, seed=3, hidden=hidden, dtype="float64"
+    )
+    init = init_xor_many(n, hidden=hidden, seed=3, dtype="float64")
     for k in range(n):
         single = train_xor_manual(
             backend=backend_name,
             steps=steps,
+            hidden=hidden,
             dtype="float64",
             init={name: getattr(init, name)[k] for name in ("w1", "b1", "w2", "b2")},
         )

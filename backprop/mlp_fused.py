@@ -1,36 +1,41 @@
 """The NumPy MLP training step, in place in buffers allocated once.
 
 :func:`backprop.mlp.mlp_step` chains the kernels: every forward and backward
-half returns fresh arrays, the reference and what the JAX loop compiles. On
-NumPy a fresh (N, D) array per elementwise operation is what a large step
-pays for beyond its matrix products (first-touch page faults, one memory
-pass per operation). :class:`FusedStep` runs the same derivation with each
-hidden layer's activations kept in one buffer, reused by every step:
+half returns fresh arrays; it is the reference and what the JAX loop
+compiles. On NumPy each elementwise operation on a large (N, D) activation is
+a full memory pass (plus page faults for a fresh array), and those passes are
+what a step spends beyond its matrix products. :class:`FusedStep` runs the
+same derivation in as few passes as it can, each hidden layer in one buffer
+reused by every step:
 
 - forward, per hidden layer: ``Z = H @ W`` written into the buffer, ``+= b``,
-  then the activation in place. The sigmoid is evaluated as
-  ``sigma(z) = 1/2 + tanh(z/2)/2`` with the halving folded into the layer's
-  parameters (``z/2 = H @ (W/2) + b/2``, exact in binary floating point):
-  three passes, and NumPy's tanh costs half its exp. It never overflows,
-  and its absolute error is a few units in the last place, which is what
-  a hidden activation needs (the kernel's exp form additionally keeps full
-  *relative* precision in the far tail, which matters for a probability
-  fed to a loss, not for an activation fed to a product);
+  then the activation in place. A sigmoid layer keeps ``t = tanh(z/2)``, from
+  ``sigma(z) = (1 + tanh(z/2)) / 2``: the halving of z is folded into the
+  layer's parameters (``z/2 = H @ (W/2) + b/2``, exact in binary floating
+  point) and the affine map ``a = (1 + t)/2`` into whatever reads ``a``
+  (:func:`_read_through`: ``a @ W + b = t @ (W/2) + (b + sum_rows(W)/2)``;
+  ``dW = a.T @ dZ = (t.T @ dZ)/2 + db/2``). So a sigmoid costs two passes
+  (bias, tanh - NumPy's tanh costs half its exp), never overflows, and is
+  accurate to a few units in the last place in absolute terms, which is what
+  a hidden activation needs (the kernel's exp form also keeps full *relative*
+  precision in the far tail, which matters for a probability fed to a loss,
+  not for an activation fed to a product);
 - the output layer and the loss are the kernels themselves
   (:mod:`kernels.losses`, :mod:`kernels.activations`) on the (N, D_L)
   output: with a sigmoid output under BCE, ``d logits = (sigma(z) - y)/N``;
 - backward, per layer from the top: ``dW = H.T @ dZ``, ``db = 1 @ dZ`` (a
   product with a vector of ones, ~2x faster than a column sum), then
-  ``dH = dZ @ W.T`` written into a second buffer (an outer product by
-  broadcasting when the layer has one unit) and multiplied in place by the
-  activation's derivative, read from the activation buffer: ``a (1 - a)``
-  for the sigmoid (after ``dW`` used ``a``, its buffer takes ``1 - a``),
-  ``[a > 0]`` for ReLU.
+  ``dH = dZ @ W.T`` into a second buffer, times the activation's derivative
+  read from the first: ``sigma'(z) = (1 - t^2)/4`` (the 1/4 goes on W),
+  ``[a > 0]`` for ReLU. When the layer above has one unit, ``dZ @ W.T`` is
+  an outer product; rather than materialise it, ``dZ * derivative`` is formed
+  (one pass) and ``W.T`` kept as a scale on its columns, applied to the small
+  ``dW``, ``db`` and the next ``W`` instead of the (N, D) array.
 
 The step returns what :func:`backprop.mlp.mlp_step` returns, in fresh
 arrays. ``tests/test_mlp_fused.py`` checks it against ``mlp_step`` for every
-configuration and runs :func:`backprop.gradcheck.gradcheck` on its
-gradients.
+activation and output, layers of one unit included, and runs
+:func:`backprop.gradcheck.gradcheck` on its gradients.
 """
 
 from __future__ import annotations
@@ -86,24 +91,29 @@ class FusedStep:
         K, cfg = self.K, self.config
         n_hidden = len(self.acts)
 
-        # forward through the hidden layers, each into its buffer
-        h = X
-        for (w, b), a, act in zip(params[:n_hidden], self.acts, cfg.hidden, strict=True):
-            if act == "sigmoid":  # 1/2 + tanh(z/2)/2, z/2 = h @ (w/2) + b/2
-                np.matmul(h, w * 0.5, out=a)
-                a += b * 0.5
-                np.tanh(a, out=a)
-                a *= 0.5
-                a += 0.5
+        # Forward through the hidden layers, each into its buffer. A sigmoid
+        # layer's buffer holds t = tanh(z/2), and its output is a = (1 + t)/2:
+        # the layer above reads a as (scale, shift) = (1/2, 1/2) applied to t.
+        h, scale, shift = X, 1.0, 0.0
+        affine = []  # (scale, shift) of each hidden buffer
+        for (w, b), buf, act in zip(params[:n_hidden], self.acts, cfg.hidden, strict=True):
+            w, b = _read_through(w, b, scale, shift)
+            if act == "sigmoid":  # z/2 = h @ (w/2) + b/2, then t = tanh(z/2)
+                np.matmul(h, w * 0.5, out=buf)
+                buf += b * 0.5
+                np.tanh(buf, out=buf)
+                scale, shift = 0.5, 0.5
             else:
-                np.matmul(h, w, out=a)
-                a += b
+                np.matmul(h, w, out=buf)
+                buf += b
                 if act == "relu":
-                    np.maximum(a, 0, out=a)
-            h = a
+                    np.maximum(buf, 0, out=buf)
+                scale, shift = 1.0, 0.0
+            affine.append((scale, shift))
+            h = buf
 
         # output layer and loss: the kernels, on the (N, DL) output
-        w_out, b_out = params[-1]
+        w_out, b_out = _read_through(*params[-1], scale, shift)
         z = np.matmul(h, w_out)
         z += b_out
         if cfg.fused:
@@ -117,29 +127,59 @@ class FusedStep:
             bwd = K.sigmoid_backward if cfg.output == "sigmoid" else K.identity_backward
             dz = bwd(d_out, c_out)
 
-        # backward, from the top; dz is d loss / d (this layer's pre-activation)
+        # Backward, from the top. dz is d loss / d (this layer's pre-activation),
+        # times ``col`` column by column when ``col`` is not None (see below).
         grads: list[Layer] = []
+        col = None
         for i in reversed(range(n_hidden + 1)):
             w = params[i][0]
-            h_below = self.acts[i - 1] if i > 0 else X
-            grads.append(Layer(h_below.T @ dz, self.ones @ dz))
+            below, (scale, shift) = (self.acts[i - 1], affine[i - 1]) if i > 0 else (X, (1.0, 0.0))
+            # dw = h.T @ dz with h = scale * below + shift; db = 1 @ dz
+            db = self.ones @ dz
+            dw = below.T @ dz
+            if col is not None:
+                db *= col
+                dw *= col
+            if scale != 1.0:
+                dw *= scale
+            if shift:
+                dw += shift * db
+            grads.append(Layer(dw, db))
             if i == 0:
                 break
+            if col is not None:
+                w = w * col  # column j of dz carries col[j]: move it into w's column j
+            act = cfg.hidden[i - 1]
+            if act == "sigmoid":  # sigma'(z) = a (1 - a) = (1 - t^2) / 4; the 1/4 goes on w
+                w = w * 0.25
+                np.multiply(below, below, out=below)  # below held t; it is free now
+                deriv = np.subtract(1, below, out=below)
+            else:
+                deriv = below > 0 if act == "relu" else None  # at z = 0 the kernel's 0
             dh = self.grads_in[i - 1]
-            if w.shape[1] == 1:  # dz @ w.T is an outer product: broadcast it
-                np.multiply(dz, w.T, out=dh)
+            if w.shape[1] == 1:
+                # d below = (dz @ w.T) * deriv = (dz * deriv) * w.T: one pass, and
+                # w.T stays a column scale applied to the small products above.
+                np.multiply(dz, 1 if deriv is None else deriv, out=dh)
+                col = w[:, 0]
             else:
                 np.matmul(dz, w.T, out=dh)
-            act = cfg.hidden[i - 1]
-            if act == "sigmoid":  # dh *= a (1 - a); h_below is a, now free
-                dh *= h_below
-                np.subtract(1, h_below, out=h_below)
-                dh *= h_below
-            elif act == "relu":  # [a > 0] = [z > 0]; at z = 0 the kernel's 0
-                dh *= h_below > 0
+                if deriv is not None:
+                    dh *= deriv
+                col = None
             dz = dh
         grads.reverse()
         new = tuple(
             Layer(w - lr * g.w, b - lr * g.b) for (w, b), g in zip(params, grads, strict=True)
         )
         return new, loss, out, tuple(grads)
+
+
+def _read_through(w: np.ndarray, b: np.ndarray, scale: float, shift: float) -> tuple[Any, Any]:
+    """Weights that read ``scale * t + shift`` from a buffer holding ``t``.
+
+    (scale t + shift) @ w + b = t @ (scale w) + (b + shift * sum of w's rows).
+    """
+    if scale == 1.0 and not shift:
+        return w, b
+    return w * scale, b + shift * w.sum(axis=0)

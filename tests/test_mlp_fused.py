@@ -13,8 +13,8 @@ from kernels import get_backend
 K = get_backend("numpy")
 
 # (sizes, hidden activations, output, loss): every activation, every output,
-# one to three hidden layers, hidden layers of one unit (the broadcast outer
-# product) and wide ones.
+# no to three hidden layers, layers of one unit (whose backward keeps w as a
+# column scale) and wide ones.
 ARCHITECTURES = [
     ([3, 6, 1], "sigmoid", "sigmoid", "bce"),
     ([3, 6, 2], "relu", "sigmoid", "bce"),
@@ -22,6 +22,9 @@ ARCHITECTURES = [
     ([3, 5, 4, 1], ["identity", "sigmoid"], "sigmoid", "mse"),
     ([2, 1, 4, 3, 1], ["sigmoid", "sigmoid", "relu"], "sigmoid", "bce"),
     ([4, 1], [], "sigmoid", "bce"),
+    # single-unit layers in a row: the pending column scale passes through
+    ([3, 4, 1, 1], ["relu", "sigmoid"], "identity", "mse"),
+    ([3, 2, 1, 1], ["identity", "identity"], "sigmoid", "bce"),
 ]
 
 

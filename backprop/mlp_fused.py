@@ -30,7 +30,9 @@ reused by every step:
   ``[a > 0]`` for ReLU. When the layer above has one unit, ``dZ @ W.T`` is
   an outer product; rather than materialise it, ``dZ * derivative`` is formed
   (one pass) and ``W.T`` kept as a scale on its columns, applied to the small
-  ``dW``, ``db`` and the next ``W`` instead of the (N, D) array.
+  ``dW``, ``db`` and the next ``W`` instead of the (N, D) array. If the layer
+  below reads X and X is the narrower, even that pass moves onto X:
+  ``dW = (X * dZ).T @ derivative``, ``db = dZ.T @ derivative``.
 
 The step returns what :func:`backprop.mlp.mlp_step` returns, in fresh
 arrays. ``tests/test_mlp_fused.py`` checks it against ``mlp_step`` for every
@@ -68,7 +70,8 @@ class FusedStep:
         self.n_rows = n_rows
         self.dtype = np.dtype(dtype)
         hidden = self.sizes[1:-1]
-        # acts[i]: the activations of hidden layer i; grads_in[i]: d of them.
+        # acts[i]: hidden layer i (t = tanh(z/2) for a sigmoid layer, else the
+        # activations); grads_in[i]: the gradient with respect to them.
         self.acts = [np.empty((n_rows, d), self.dtype) for d in hidden]
         self.grads_in = [np.empty((n_rows, d), self.dtype) for d in hidden]
         self.ones = np.ones(n_rows, self.dtype)
@@ -128,15 +131,20 @@ class FusedStep:
             dz = bwd(d_out, c_out)
 
         # Backward, from the top. dz is d loss / d (this layer's pre-activation),
-        # times ``col`` column by column when ``col`` is not None (see below).
+        # times ``col`` column by column and ``row`` row by row where these are
+        # not None (see below).
         grads: list[Layer] = []
-        col = None
+        col = row = None
         for i in reversed(range(n_hidden + 1)):
             w = params[i][0]
             below, (scale, shift) = (self.acts[i - 1], affine[i - 1]) if i > 0 else (X, (1.0, 0.0))
             # dw = h.T @ dz with h = scale * below + shift; db = 1 @ dz
-            db = self.ones @ dz
-            dw = below.T @ dz
+            if row is None:
+                db = self.ones @ dz
+                dw = below.T @ dz
+            else:  # only for the input layer, when X is narrower than dz
+                db = row @ dz
+                dw = (below * row[:, None]).T @ dz
             if col is not None:
                 db *= col
                 dw *= col
@@ -158,10 +166,15 @@ class FusedStep:
                 deriv = below > 0 if act == "relu" else None  # at z = 0 the kernel's 0
             dh = self.grads_in[i - 1]
             if w.shape[1] == 1:
-                # d below = (dz @ w.T) * deriv = (dz * deriv) * w.T: one pass, and
-                # w.T stays a column scale applied to the small products above.
-                np.multiply(dz, 1 if deriv is None else deriv, out=dh)
+                # d below = (dz @ w.T) * deriv = dz * deriv * w.T, and w.T stays a
+                # column scale applied to the small products above. dz (N, 1)
+                # scales the rows: in one pass over dh - or, when the layer below
+                # reads X and X is the narrower, over X instead (deriv is then dz).
                 col = w[:, 0]
+                if i == 1 and act == "sigmoid" and X.shape[1] < deriv.shape[1]:
+                    row, dz = dz[:, 0], deriv
+                    continue
+                np.multiply(dz, 1 if deriv is None else deriv, out=dh)
             else:
                 np.matmul(dz, w.T, out=dh)
                 if deriv is not None:

@@ -16,7 +16,8 @@ K = get_backend("numpy")
 # no to three hidden layers, layers of one unit (whose backward keeps w as a
 # column scale) and wide ones.
 ARCHITECTURES = [
-    ([3, 6, 1], "sigmoid", "sigmoid", "bce"),
+    ([3, 6, 1], "sigmoid", "sigmoid", "bce"),  # X narrower: the row scale goes on X
+    ([6, 3, 1], "sigmoid", "identity", "mse"),  # X wider: the row scale goes on dh
     ([3, 6, 2], "relu", "sigmoid", "bce"),
     ([3, 5, 4, 2], ["sigmoid", "relu"], "identity", "mse"),
     ([3, 5, 4, 1], ["identity", "sigmoid"], "sigmoid", "mse"),

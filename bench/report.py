@@ -3,8 +3,10 @@
     python bench/report.py            # full report (a few minutes on 2 cores)
     python bench/report.py --quick    # fewer repeats and steps, for a smoke run
 
-Times are medians over repeats, measured side by side in this one process;
-ratios between rows are what to compare across machines. JAX is given one
+Times are medians over repeats, measured side by side in this one process,
+the rows of a table taking their repeats in turns (so a slow spell of a
+shared machine slows them all); ratios between rows are what to compare
+across machines. JAX is given one
 CPU device per core (XLA_FLAGS, set below before JAX is imported) so that
 train_xor_many can use both cores; every other JAX workload runs on one
 device.
@@ -26,20 +28,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import workloads as W
 
+SETTLE = 0.1
 
-def median_time(run: Callable[[], object], repeats: int, min_time: float = 0.05) -> float:
-    """Median seconds per call, calling ``run`` enough times per repeat to last ``min_time``."""
-    t0 = time.perf_counter()
-    run()
-    once = time.perf_counter() - t0
-    number = max(1, int(min_time / max(once, 1e-9)))
-    samples = []
-    for _ in range(repeats):
+
+def interleaved_medians(
+    runs: dict[str, Callable[[], object]], repeats: int, min_time: float = 0.05
+) -> dict[str, float]:
+    """Median seconds per call of each run, its repeats taken in turns with the others'.
+
+    Each repeat calls a run enough times to last ``min_time``. Round after
+    round every run gets one repeat, so a slow spell of a shared machine
+    falls on all of them alike and the ratios between them hold. Before each
+    repeat the process sleeps ``SETTLE`` seconds: the thread pools of OpenBLAS
+    and PyTorch spin for a while after their last call, and a run that starts
+    while the previous library's threads still hold the cores measured up to
+    1.6x slower. An untimed repeat follows the pause (after an idle pause the
+    clock and caches are cold: the XOR loop measured 1.5x slower without it).
+    """
+    numbers = {}
+    for name, run in runs.items():
         t0 = time.perf_counter()
-        for _ in range(number):
-            run()
-        samples.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples)
+        run()
+        numbers[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            time.sleep(SETTLE)
+            for _ in range(numbers[name]):  # untimed: caches and clocks back up
+                run()
+            t0 = time.perf_counter()
+            for _ in range(numbers[name]):
+                run()
+            samples[name].append((time.perf_counter() - t0) / numbers[name])
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def cpu_name() -> str:
@@ -84,7 +105,7 @@ def main() -> int:
         + ", ".join(versions)
         + ".",
         f"Medians of {repeats} repeats ({2 * repeats + 1} of at least 0.2 s for the large "
-        f"step), float32. Command: `python bench/report.py"
+        "step), taken in turns within each table, float32. Command: `python bench/report.py"
         + (" --quick`" if args.quick else "`")
         + ".",
         "",
@@ -127,8 +148,9 @@ def main() -> int:
             )
         )
     table = ["| workload | time per step | |", "|---|---|---|"]
-    for name, make in xor_cases:
-        per_step[name] = median_time(make(), repeats) / xor_steps
+    times = interleaved_medians({name: make() for name, make in xor_cases}, repeats)
+    for name, t in times.items():
+        per_step[name] = t / xor_steps
         row(table, name, per_step[name], "us")
     lines += [f"## XOR 2-2-1, {xor_steps:,} steps", "", *table, ""]
     ratios = []
@@ -156,7 +178,6 @@ def main() -> int:
         )
 
     # 2. Large step
-    large: dict[str, float] = {}
     large_cases = [
         ("NumPy manual step", lambda: W.make_large_step("numpy")),
         ("NumPy kernel chain step (mlp_step)", W.make_large_step_chain),
@@ -171,9 +192,10 @@ def main() -> int:
     if have_torch:
         large_cases.append(("PyTorch eager autograd step", W.make_large_torch))
     table = ["| workload | time per step | |", "|---|---|---|"]
-    for name, make in large_cases:
-        large[name] = median_time(make(), 2 * repeats + 1, min_time=0.2)
-        row(table, name, large[name], "ms")
+    runs = {name: make() for name, make in large_cases}
+    large = interleaved_medians(runs, 2 * repeats + 1, min_time=0.2)
+    for name, t in large.items():
+        row(table, name, t, "ms")
     n, d, h = W.LARGE
     lines += [f"## One step, MLP {d} -> {h} -> 1, batch {n}, sigmoid, BCE", "", *table, ""]
     for b in ("NumPy", "JAX"):
@@ -218,8 +240,9 @@ def main() -> int:
                 numpy_steps,
             )
         )
-        for name, make, steps in cases:
-            many[name] = median_time(make(), max(3, repeats // 2)) / (n_nets * steps)
+        times = interleaved_medians({name: make() for name, make, _ in cases}, repeats)
+        for name, _, steps in cases:
+            many[name] = times[name] / (n_nets * steps)
             row(table, name, many[name], "ns")
         if have_jax:
             ratios.append(
@@ -235,8 +258,9 @@ def main() -> int:
     table = ["| kernel (forward + backward) | size | NumPy | JAX (jitted) |", "|---|---|---|---|"]
     for op in W.KERNEL_OPS:
         for size in ("xor", "large"):
-            tn = median_time(W.make_kernel(op, size, "numpy"), repeats)
-            tj = median_time(W.make_kernel(op, size, "jax"), repeats) if have_jax else None
+            backends = ("numpy", "jax") if have_jax else ("numpy",)
+            times = interleaved_medians({b: W.make_kernel(op, size, b) for b in backends}, repeats)
+            tn, tj = times["numpy"], times.get("jax")
             unit = "us" if size == "xor" else "ms"
             table.append(
                 f"| {op} | {size} | {fmt(tn, unit)} | {'-' if tj is None else fmt(tj, unit)} |"

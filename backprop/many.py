@@ -19,7 +19,8 @@ import numpy as np
 from backprop._jaxrun import compile_and_run
 from backprop._validate import check_backend, check_lr, check_positive_int
 from backprop.data import check_dtype, xor_data
-from backprop.xor import DEFAULT_LR, XorParams, xor_forward
+from backprop.xor import DEFAULT_LR, XorParams
+from backprop.xor_fused import step_costs
 from kernels import get_backend
 
 
@@ -109,11 +110,6 @@ def train_xor_many(
     return ManyResult(solved, costs, params, backend, steps, lr, train_time, compile_time)
 
 
-def _per_network_cost(K: Any, y_pred: Any, y: Any) -> Any:
-    """Mean BCE of each network: bce_forward on one network's (4, 1) predictions."""
-    return K.bce_forward(y_pred, y)[0]
-
-
 def _nets_last(p: XorParams) -> tuple[Any, ...]:
     """(n, ...) stacks -> network axis last: w1 (2, H, n), b1 (H, n), w2 (H, n), b2 (n,)."""
     return (np.moveaxis(p.w1, 0, -1), p.b1.T, p.w2[..., 0].T, p.b2[:, 0])
@@ -123,6 +119,19 @@ def _nets_first(w1: Any, b1: Any, w2: Any, b2: Any) -> XorParams:
     """The inverse of :func:`_nets_last`, as NumPy arrays."""
     w1, b1, w2, b2 = (np.asarray(a) for a in (w1, b1, w2, b2))
     return XorParams(np.moveaxis(w1, -1, 0), b1.T, w2.T[..., None], b2[:, None])
+
+
+def _forward(xp: Any, params: tuple[Any, ...], X: Any) -> tuple[Any, Any]:
+    """Hidden activations a1 (N, H, n) and output logits l2 (N, n), networks last."""
+    w1, b1, w2, b2 = params
+    a1 = 1.0 / (1.0 + xp.exp(-(xp.tensordot(X, w1, axes=(1, 0)) + b1)))
+    return a1, (a1 * w2).sum(axis=1) + b2
+
+
+def _final(xp: Any, params: tuple[Any, ...], X: Any, y: Any) -> tuple[Any, Any]:
+    """Each network's mean BCE (n,) and predictions (n, N, 1) at ``params``."""
+    logits = _forward(xp, params, X)[1].T[..., None]  # (n, N, 1)
+    return step_costs(logits, y, xp), 1.0 / (1.0 + xp.exp(-logits))
 
 
 def many_step(xp: Any, params: tuple[Any, ...], X: Any, y: Any, c: Any) -> tuple[Any, ...]:
@@ -137,8 +146,7 @@ def many_step(xp: Any, params: tuple[Any, ...], X: Any, y: Any, c: Any) -> tuple
     along n in SIMD lanes; a leading network axis would leave lanes of 2.
     """
     w1, b1, w2, b2 = params
-    a1 = 1.0 / (1.0 + xp.exp(-(xp.tensordot(X, w1, axes=(1, 0)) + b1)))  # (N, H, n)
-    l2 = (a1 * w2).sum(axis=1) + b2  # (N, n)
+    a1, l2 = _forward(xp, params, X)
     d_l2 = c * (1.0 / (1.0 + xp.exp(-l2)) - y)  # (N, n): lr/N (p - y)
     d_l1 = d_l2[:, None, :] * w2 * a1 * (1.0 - a1)  # (N, H, n)
     return (
@@ -152,7 +160,6 @@ def many_step(xp: Any, params: tuple[Any, ...], X: Any, y: Any, c: Any) -> tuple
 def _many_numpy(
     params: XorParams, X: np.ndarray, y: np.ndarray, lr: float, steps: int
 ) -> tuple[XorParams, np.ndarray, np.ndarray, float]:
-    K = get_backend("numpy")
     p = tuple(np.ascontiguousarray(a) for a in _nets_last(params))
     c = np.asarray(lr / X.shape[0], X.dtype)
     t0 = time.perf_counter()
@@ -161,26 +168,18 @@ def _many_numpy(
     with np.errstate(over="ignore"):
         for _ in range(steps):
             p = many_step(np, p, X, y, c)
-    train_time = time.perf_counter() - t0
-    params = _nets_first(*p)
-    y_pred, _ = xor_forward(K, params, X)
-    costs = np.array([_per_network_cost(K, y_pred[i], y) for i in range(len(y_pred))])
-    return params, costs, y_pred, train_time
+        train_time = time.perf_counter() - t0
+        costs, y_pred = _final(np, p, X, y)
+    return _nets_first(*p), costs, y_pred, train_time
 
 
 def _many_jax_fn(params: tuple[Any, ...], X: Any, y: Any, lr: Any, steps: int) -> Any:
-    import jax
     import jax.numpy as jnp
     from jax import lax
 
-    K = get_backend("jax")
     c = lr / X.shape[0]
-    w1, b1, w2, b2 = lax.fori_loop(0, steps, lambda _, p: many_step(jnp, p, X, y, c), params)
-    # Final predictions and costs: the kernels, vmapped over the networks.
-    first = XorParams(jnp.moveaxis(w1, -1, 0), b1.T, w2.T[..., None], b2[:, None])
-    y_pred = jax.vmap(lambda p: xor_forward(K, p, X)[0])(first)
-    costs = jax.vmap(lambda yp: _per_network_cost(K, yp, y))(y_pred)
-    return (w1, b1, w2, b2), costs, y_pred
+    params = lax.fori_loop(0, steps, lambda _, p: many_step(jnp, p, X, y, c), params)
+    return params, *_final(jnp, params, X, y)
 
 
 def _many_jax(

@@ -34,7 +34,7 @@ whole runs match the kernel-chain loop in float64.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,14 +45,15 @@ CHUNK = 1024
 """Steps whose output logits are kept before their costs are computed."""
 
 
-def step_costs(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+def step_costs(logits: Any, y: Any, xp: Any = np) -> Any:
     """Mean BCE per step from output logits: (steps, N, 1), y (N, 1) -> (steps,).
 
     The formula of :func:`kernels.losses.bce_with_logits_forward`,
     max(z, 0) - z y + log1p(exp(-|z|)), averaged over each step's N rows.
+    ``xp``: NumPy, or jax.numpy inside a compiled function.
     """
     z = logits
-    per_row = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    per_row = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
     return per_row.mean(axis=(1, 2), dtype=z.dtype)
 
 

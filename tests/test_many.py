@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backprop import train_xor_manual
+from backprop import XorParams, train_xor_manual, xor_data
 from backprop.many import init_xor_many, train_xor_many
+from backprop.xor import xor_forward
+from kernels import get_backend
 
 
 @pytest.mark.parametrize("hidden", [2, 3])
@@ -14,6 +16,7 @@ def test_each_network_matches_the_single_network_loop(backend_name, hidden):
     """many_step (fused, networks on the last axis) against the single-network loop
     (on JAX that is xor_step, the kernel chain)."""
     n, steps = 5, 400
+    K, (X, y) = get_backend("numpy"), xor_data("float64")
     many = train_xor_many(
         n, backend=backend_name, steps=steps, seed=3, hidden=hidden, dtype="float64"
     )
@@ -33,6 +36,8 @@ def test_each_network_matches_the_single_network_loop(backend_name, hidden):
         assert many.solved[k] == (single.accuracy == 1.0)
         # final_costs is the cost at the final parameters, one step past costs[-1]
         assert many.final_costs[k] <= single.costs[-1] + 1e-12
+        y_pred, _ = xor_forward(K, XorParams(*(a[k] for a in many.params)), X)
+        np.testing.assert_allclose(many.final_costs[k], K.bce_forward(y_pred, y)[0], rtol=1e-12)
 
 
 def test_result_per_network(backend_name):

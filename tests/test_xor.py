@@ -108,6 +108,7 @@ def test_fused_numpy_loop_follows_the_kernel_chain(dtype, rtol):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.gradcheck
 def test_fused_loop_applies_a_gradient_that_passes_gradcheck():
     """The update of one fused step, read back as (w0 - w1) / lr, is the true gradient."""
     from backprop import gradcheck

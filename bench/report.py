@@ -183,10 +183,13 @@ def main() -> int:
         ("NumPy kernel chain step (mlp_step)", W.make_large_step_chain),
         ("NumPy matrix products alone", lambda: W.make_large_matmuls("numpy")),
     ]
+    loop = f"in a compiled loop of {W.LOOP_STEPS}, per step"
     if have_jax:
         large_cases += [
             ("JAX manual step", lambda: W.make_large_step("jax")),
             ("JAX matrix products alone", lambda: W.make_large_matmuls("jax")),
+            (f"JAX manual step, {loop}", lambda: W.make_large_jax_loop("step")),
+            (f"JAX matrix products alone, {loop}", lambda: W.make_large_jax_loop("matmuls")),
             ("jax.grad step", W.make_large_jax_grad),
         ]
     if have_torch:
@@ -194,6 +197,7 @@ def main() -> int:
     table = ["| workload | time per step | |", "|---|---|---|"]
     runs = {name: make() for name, make in large_cases}
     large = interleaved_medians(runs, 2 * repeats + 1, min_time=0.2)
+    large = {name: t / (W.LOOP_STEPS if loop in name else 1) for name, t in large.items()}
     for name, t in large.items():
         row(table, name, t, "ms")
     n, d, h = W.LARGE
@@ -206,6 +210,14 @@ def main() -> int:
                     large[f"{b} matrix products alone"] / large[f"{b} manual step"],
                 )
             )
+            if f"{b} manual step, {loop}" in large:
+                ratios.append(
+                    (
+                        f"{b}: the same, {loop}",
+                        large[f"{b} matrix products alone, {loop}"]
+                        / large[f"{b} manual step, {loop}"],
+                    )
+                )
             if "PyTorch eager autograd step" in large:
                 ratios.append(
                     (

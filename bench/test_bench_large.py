@@ -5,6 +5,7 @@ import pytest
 from bench.conftest import BACKENDS, requires_jax, requires_torch
 from bench.workloads import (
     make_large_jax_grad,
+    make_large_jax_loop,
     make_large_matmuls,
     make_large_step,
     make_large_step_chain,
@@ -27,6 +28,14 @@ def test_numpy_kernel_chain_step(benchmark):
 def test_matrix_products_alone(benchmark, backend):
     benchmark.group = "large step"
     benchmark(make_large_matmuls(backend))
+
+
+@requires_jax
+@pytest.mark.parametrize("what", ["step", "matmuls"])
+def test_jax_in_a_compiled_loop(benchmark, what):
+    """LOOP_STEPS steps (or their products) per call: divide by LOOP_STEPS."""
+    benchmark.group = "large step, JAX, compiled loop of LOOP_STEPS"
+    benchmark(make_large_jax_loop(what))
 
 
 @requires_jax

@@ -302,6 +302,36 @@ def make_large_matmuls(backend: str) -> Callable[[], Any]:
     return _ready(lambda: fn(*args))
 
 
+LOOP_STEPS = 8
+
+
+def make_large_jax_loop(what: str) -> Callable[[], Any]:
+    """LOOP_STEPS large steps (``what="step"``) or their two products alone
+    (``"matmuls"``) inside one compiled fori_loop, as train_mlp runs JAX.
+
+    A jitted call allocates XLA's temporaries afresh (~11,600 page faults a
+    call for the step here); inside a loop they are allocated once.
+    """
+    import jax
+    from jax import lax
+
+    params, X, y, config = large_problem()
+    K = get_backend("jax")
+
+    def steps(p: Any, X: Any, y: Any) -> Any:
+        return lax.fori_loop(0, LOOP_STEPS, lambda _, q: mlp_step(K, q, X, y, LR, config)[0], p)
+
+    def matmuls(W: Any, X: Any) -> Any:
+        # the same two products per iteration; the carry keeps them from being hoisted
+        return lax.fori_loop(0, LOOP_STEPS, lambda _, W: W - 1e-12 * (X.T @ (X @ W)), W)
+
+    if what == "step":
+        fn, args = jax.jit(steps), jax.device_put((params, X, y))
+    else:
+        fn, args = jax.jit(matmuls), jax.device_put((params[0].w, X))
+    return _ready(lambda: fn(*args))
+
+
 # --- many networks at once --------------------------------------------------------
 
 

@@ -79,6 +79,11 @@ def _upstream(xp: Any, dout: Any, x: Any, w: Any) -> Any:
 
 def _dw(xp: Any, x: Any, dout: Any, w_shape: tuple[int, ...]) -> Any:
     # dL/dw[d, m] = sum_n x[n, d] dout[n, m]: each weight meets every row once.
+    if dout.shape[-1] == 1:
+        # One output column: the same sums, written (dout.T @ x).T. For x.T @ dout
+        # XLA's CPU backend first copies x transposed (16 MB for a 4096 x 1024
+        # activation): 3 ms of a 32 ms large step. NumPy takes either in 0.18 ms.
+        return _unbroadcast((dout.mT @ x).mT, w_shape)
     return _unbroadcast(x.mT @ dout, w_shape)
 
 

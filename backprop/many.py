@@ -121,17 +121,24 @@ def _nets_first(w1: Any, b1: Any, w2: Any, b2: Any) -> XorParams:
     return XorParams(np.moveaxis(w1, -1, 0), b1.T, w2.T[..., None], b2[:, None])
 
 
+def _logistic(xp: Any, z: Any) -> Any:
+    """1 / (1 + exp(-z)): exp overflows to inf for z < -88 (float32) and the
+    quotient is then 0, the correctly rounded value (NumPy runs it under
+    errstate(over="ignore"))."""
+    return 1.0 / (1.0 + xp.exp(-z))
+
+
 def _forward(xp: Any, params: tuple[Any, ...], X: Any) -> tuple[Any, Any]:
     """Hidden activations a1 (N, H, n) and output logits l2 (N, n), networks last."""
     w1, b1, w2, b2 = params
-    a1 = 1.0 / (1.0 + xp.exp(-(xp.tensordot(X, w1, axes=(1, 0)) + b1)))
+    a1 = _logistic(xp, xp.tensordot(X, w1, axes=(1, 0)) + b1)
     return a1, (a1 * w2).sum(axis=1) + b2
 
 
 def _final(xp: Any, params: tuple[Any, ...], X: Any, y: Any) -> tuple[Any, Any]:
     """Each network's mean BCE (n,) and predictions (n, N, 1) at ``params``."""
     logits = _forward(xp, params, X)[1].T[..., None]  # (n, N, 1)
-    return step_costs(logits, y, xp), 1.0 / (1.0 + xp.exp(-logits))
+    return step_costs(logits, y, xp), _logistic(xp, logits)
 
 
 def many_step(xp: Any, params: tuple[Any, ...], X: Any, y: Any, c: Any) -> tuple[Any, ...]:
@@ -147,7 +154,7 @@ def many_step(xp: Any, params: tuple[Any, ...], X: Any, y: Any, c: Any) -> tuple
     """
     w1, b1, w2, b2 = params
     a1, l2 = _forward(xp, params, X)
-    d_l2 = c * (1.0 / (1.0 + xp.exp(-l2)) - y)  # (N, n): lr/N (p - y)
+    d_l2 = c * (_logistic(xp, l2) - y)  # (N, n): lr/N (p - y)
     d_l1 = d_l2[:, None, :] * w2 * a1 * (1.0 - a1)  # (N, H, n)
     return (
         w1 - xp.tensordot(X, d_l1, axes=(0, 0)),

@@ -11,7 +11,7 @@ The backward pass chains the kernels' backward halves in reverse order, and
 the four updates are written out, one line per parameter: that is
 :func:`xor_step`, the reference. JAX runs it as the whole loop inside one
 ``jax.jit``-compiled ``lax.scan``. NumPy runs the same derivation fused and
-in place (:mod:`backprop.xor_fused`, 19 NumPy calls a step instead of ~45,
+in place (:mod:`backprop.xor_fused`, 18 NumPy calls a step instead of ~45,
 about 5x faster at this size), tested to follow :func:`xor_step` step by
 step. No autodiff anywhere.
 """
@@ -249,7 +249,7 @@ def _train_numpy(
     params: XorParams, X: np.ndarray, y: np.ndarray, lr: float, steps: int
 ) -> tuple[XorParams, np.ndarray, np.ndarray, float]:
     # The fused, in-place form of xor_step (see backprop.xor_fused): the same
-    # derivation in 19 NumPy calls a step instead of ~45.
+    # derivation in 18 NumPy calls a step instead of ~45.
     out, costs, train_time = train_fused(params, X, y, lr, steps)
     params = XorParams(*out)
     if len(costs) < steps:  # stopped on a NaN or infinite cost

@@ -4,7 +4,7 @@
 per operation, and what the JAX loop compiles. At the XOR size (4 x 2) every
 NumPy call costs ~0.2-0.8 us of overhead whatever it computes, so a step of
 ~45 kernel-level calls spends almost all its time on overhead. This module
-runs the *same* derivation in 19 NumPy calls per step, all writing into
+runs the *same* derivation in 18 NumPy calls per step, all writing into
 buffers allocated once:
 
 - each bias is folded into its weight matrix as one more input that is

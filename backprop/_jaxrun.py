@@ -12,19 +12,27 @@ _COMPILED: dict[Hashable, Any] = {}
 
 
 def compile_and_run(
-    fn: Callable[..., Any], args: tuple[Any, ...], static: dict[str, Any], x64: bool
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    static: dict[str, Any],
+    x64: bool,
+    cache: bool = True,
 ) -> tuple[Any, float, float]:
     """Run ``jax.jit(fn, static_argnames=static)(*args, **static)``.
 
     Returns ``(outputs as NumPy arrays, run seconds, compile seconds)``. The
     executable is compiled once per function, static arguments, argument
-    shapes and dtypes, and kept; the run time excludes compilation and waits
-    for the result. ``x64`` scopes ``jax.enable_x64`` to this call (float64).
+    shapes, dtypes and shardings, and kept (unless ``cache=False``: a
+    progress callback compiled into a run is the caller's object, not worth
+    keeping alive); the run time excludes compilation and waits for the
+    result. ``x64`` scopes ``jax.enable_x64`` to this call (float64).
     """
     import jax
 
     with jax.enable_x64(x64):
-        args = jax.device_put(args)
+        # already-placed arrays keep their sharding (a multi-process global array
+        # cannot be moved); host arrays go to the default device
+        args = jax.tree.map(lambda a: a if isinstance(a, jax.Array) else jax.device_put(a), args)
         shapes = tuple((a.shape, a.dtype.name, a.sharding) for a in jax.tree.leaves(args))
         key = (fn, tuple(sorted(static.items())), jax.tree.structure(args), shapes)
         t0 = time.perf_counter()
@@ -32,9 +40,11 @@ def compile_and_run(
         if compiled is None:
             jitted = jax.jit(fn, static_argnames=tuple(static))
             compiled = jitted.lower(*args, **static).compile()
-            _COMPILED[key] = compiled
+            if cache:
+                _COMPILED[key] = compiled
         t1 = time.perf_counter()
         out = jax.block_until_ready(compiled(*args))
+        jax.effects_barrier()  # host callbacks (progress) have all run
         t2 = time.perf_counter()
     return jax.tree.map(np.asarray, out), t2 - t1, t1 - t0
 

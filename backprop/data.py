@@ -1,14 +1,23 @@
-"""Datasets, all generated locally and seeded: the two-input truth tables
-the notes train on, and the four Gaussian blobs labelled like XOR.
+"""Datasets: the notes' toy problems, generated locally and seeded, and the
+real data sets that ship inside scikit-learn.
 
-Every function returns ``(X, y)`` with ``X`` of shape (N, 2) and ``y`` of
-shape (N, 1), in the requested float dtype. Truth tables have the rows
-(0, 0), (0, 1), (1, 0), (1, 1).
+- :func:`truth_table`, :func:`xor_data` and :func:`xor_blobs` return
+  ``X`` (N, 2) and ``y`` (N, 1) in the requested float dtype. Truth tables
+  have the rows (0, 0), (0, 1), (1, 0), (1, 1).
+- :func:`load_dataset` loads digits, iris, wine or breast cancer from
+  scikit-learn's bundled files (no download; ``pip install
+  'backprop-by-hand[data]'``), splits them into train and test sets
+  (stratified, seeded) and standardises the features with the training
+  set's mean and standard deviation.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from backprop._validate import check_dtype, check_seed
 
 TRUTH_TABLE_INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
 _TARGETS = {
@@ -16,18 +25,6 @@ _TARGETS = {
     "or": np.array([0, 1, 1, 1]),
     "xor": np.array([0, 1, 1, 0]),
 }
-DTYPES = ("float32", "float64")
-
-
-def check_dtype(dtype: object) -> np.dtype:
-    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``ValueError``."""
-    try:
-        dt = np.dtype(dtype)  # type: ignore[call-overload]
-    except TypeError:
-        dt = None
-    if dt is None or dt.name not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    return dt
 
 
 def truth_table(gate: str, dtype: object = "float32") -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +66,7 @@ def xor_blobs(
     if not (isinstance(std, (int, float)) and np.isfinite(std) and std > 0):
         raise ValueError(f"std must be a positive finite number, got {std!r}")
     dt = check_dtype(dtype)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     total = n_train + n_test
     blob = np.arange(total) % 4
     X = BLOB_CENTRES[blob] + std * rng.standard_normal((total, 2))
@@ -77,3 +74,117 @@ def xor_blobs(
     order = rng.permutation(total)
     X, y = X[order].astype(dt), y[order].astype(dt)
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+
+
+DATASETS = ("digits", "iris", "wine", "breast_cancer")
+
+
+@dataclass(frozen=True, repr=False)
+class Dataset:
+    """A labelled data set split into train and test parts.
+
+    ``X_train`` (N_train, D), ``X_test`` (N_test, D): features (standardised
+    when loaded so); ``y_train``, ``y_test``: integer class indices in
+    [0, C); ``classes``: the class names, ``classes[k]`` for index k;
+    ``mean`` and ``scale`` (D,): what standardisation subtracted and divided
+    by (0 and 1 when it was not applied).
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X_train.shape[1])
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}: {self.X_train.shape[0]} train / {self.X_test.shape[0]} "
+            f"test rows, {self.n_features} features, {self.n_classes} classes, "
+            f"{self.X_train.dtype})"
+        )
+
+
+def load_dataset(
+    name: str,
+    *,
+    test_size: float = 0.25,
+    seed: int = 0,
+    standardize: bool = True,
+    dtype: object = "float64",
+) -> Dataset:
+    """Load one of scikit-learn's bundled data sets, split and standardised.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS`: "digits" (1797 8x8 images, 64 features, 10
+        classes), "iris" (150 x 4, 3 classes), "wine" (178 x 13, 3 classes),
+        "breast_cancer" (569 x 30, 2 classes).
+    test_size : float
+        Fraction of the rows held out for testing, in (0, 1).
+    seed : int
+        Seed of the split: the split is scikit-learn's ``train_test_split``
+        with ``stratify=y`` and ``random_state=seed``, so it is the split a
+        scikit-learn user gets with the same seed.
+    standardize : bool
+        Subtract the training rows' mean and divide by their standard
+        deviation (features with zero spread are left unscaled).
+    dtype : "float32" or "float64"
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (listing the valid ones), or a bad test_size,
+        seed or dtype.
+    ImportError
+        When scikit-learn, which ships the data, is not installed; the message
+        gives the ``pip install`` extra.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"name must be one of {', '.join(DATASETS)}, got {name!r}")
+    if not (isinstance(test_size, float) and 0.0 < test_size < 1.0):
+        raise ValueError(f"test_size must be a float in (0, 1), got {test_size!r}")
+    seed = check_seed(seed)
+    dt = check_dtype(dtype)
+    datasets, model_selection = require_sklearn("loading the bundled data sets")
+    bunch = getattr(datasets, f"load_{name}")()
+    X, y = bunch.data.astype(np.float64), bunch.target.astype(np.int64)
+    X_train, X_test, y_train, y_test = model_selection.train_test_split(
+        X, y, test_size=test_size, stratify=y, random_state=seed
+    )
+    mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+    if standardize:
+        mean, scale = X_train.mean(axis=0), X_train.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        X_train, X_test = (X_train - mean) / scale, (X_test - mean) / scale
+    classes = tuple(str(c) for c in getattr(bunch, "target_names", np.unique(y)))
+    return Dataset(
+        name, X_train.astype(dt), y_train, X_test.astype(dt), y_test, classes, mean, scale
+    )
+
+
+def require_sklearn(what: str) -> tuple[object, object]:
+    """``(sklearn.datasets, sklearn.model_selection)``; an ``ImportError`` saying how otherwise."""
+    try:
+        from sklearn import datasets, model_selection
+    except ImportError as exc:
+        raise ImportError(
+            f"{what} needs scikit-learn: pip install 'backprop-by-hand[data]' "
+            "(or pip install scikit-learn)"
+        ) from exc
+    return datasets, model_selection

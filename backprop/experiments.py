@@ -1,10 +1,11 @@
 """The study notes' experiments, each a function that prints what the notes
 printed and a one-line conclusion, and returns its numbers.
 
-Every function takes ``backend``, ``seed`` and, where it trains, ``lr`` and
-``epochs`` (defaults: the notes' settings), ``init`` (explicit starting
-parameters, e.g. from :func:`backprop.io.load_params`), ``progress`` (see
-:func:`backprop.mlp.train_mlp`) and an ``out`` callable used for printing
+Every function takes ``backend``, ``seed``, ``dtype``, ``verbose`` (print the
+training history too) and, where it trains,
+``lr`` and ``epochs`` (defaults: the notes' settings), ``init`` (explicit
+starting parameters, e.g. from :func:`backprop.io.load_params`), ``progress``
+(see :func:`backprop.train_mlp`) and an ``out`` callable used for printing
 (``print`` by default; pass ``lambda *a: None`` to silence).
 """
 
@@ -17,17 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from backprop._validate import take_renamed
 from backprop.data import truth_table, xor_blobs
 from backprop.io import load_params, save_params
-from backprop.mlp import (
-    MLPResult,
-    init_mlp,
-    make_config,
-    mlp_loss_and_grads,
-    predict,
-    train_mlp,
-)
+from backprop.nets import init_params, loss_and_grads, make_net, predict
 from backprop.perceptron import PerceptronResult, perceptron_rule
+from backprop.train import MLPResult, train_mlp
 from kernels import get_backend
 
 LN2 = math.log(2)
@@ -41,13 +37,15 @@ SIZES = {
 Printer = Callable[..., Any]
 
 
-def _history(out: Printer, r: MLPResult, every: int) -> None:
+def _history(out: Printer, r: MLPResult, every: int, verbose: bool) -> None:
+    if not verbose:
+        return
     for e in range(0, len(r.losses), every):
         out(f"epoch {e:>6}  loss {r.losses[e]:.6f}  accuracy {r.accuracies[e]:.0%}")
 
 
 def _final(out: Printer, r: MLPResult, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    p = predict(r.params, X, r.config)
+    p = predict(r.params, X, r.net)
     loss = _loss(r, X, y)
     for x_row, t, q in zip(X.astype(int), y[:, 0], p[:, 0], strict=True):
         out(f"  {tuple(int(v) for v in x_row)} -> {q:.4f}  (target {int(t)})")
@@ -57,8 +55,10 @@ def _final(out: Printer, r: MLPResult, X: np.ndarray, y: np.ndarray) -> np.ndarr
 
 
 def _loss(r: MLPResult, X: np.ndarray, y: np.ndarray) -> float:
-    K = get_backend("numpy")
-    return float(mlp_loss_and_grads(K, r.params, X.astype(r.params[0].w.dtype), y, r.config)[0])
+    dt = r.params[0].w.dtype
+    return float(
+        loss_and_grads(get_backend("numpy"), r.params, X.astype(dt), y.astype(dt), r.net)[0]
+    )
 
 
 def single_layer(
@@ -68,30 +68,32 @@ def single_layer(
     seed: int = 0,
     lr: float = 1.0,
     epochs: int = 1000,
+    dtype: str = "float32",
     init: Any = None,
     progress: Any = None,
     out: Printer = print,
+    verbose: bool = False,
 ) -> MLPResult:
     """Experiments 1 and 2: one linear unit + sigmoid, mean BCE, SGD, on a truth table.
 
     AND and OR converge (100 %, loss ~0.01-0.02 by epoch 1000); XOR settles at
     ln 2 = 0.6931 because no line separates it.
     """
-    X, y = truth_table(gate)
+    X, y = truth_table(gate, dtype)
     r = train_mlp(
         SIZES["single-layer"],
         X,
         y,
-        hidden=[],
         lr=lr,
         epochs=epochs,
         seed=seed,
         backend=backend,
+        dtype=dtype,
         init=init,
         progress=progress,
     )
     out(f"== single sigmoid unit on {gate.upper()}, lr {lr}, {epochs} epochs ({backend}) ==")
-    _history(out, r, max(1, epochs // 10))
+    _history(out, r, max(1, epochs // 10), verbose)
     _final(out, r, X, y)
     final = _loss(r, X, y)
     if gate == "xor":
@@ -110,34 +112,45 @@ def single_layer(
 
 def deep_stack(
     *,
-    hidden: str = "sigmoid",
+    activation: str = "sigmoid",
     backend: str = "numpy",
     seed: int = 0,
     lr: float = 1.0,
     epochs: int = 5000,
+    dtype: str = "float32",
     init: Any = None,
     progress: Any = None,
     out: Printer = print,
+    verbose: bool = False,
+    **deprecated: Any,
 ) -> MLPResult:
     """Experiment 5: a 2-64-32-16-1 stack on XOR; per-layer gradient norms show why
-    sigmoid stacks sit on the ln 2 plateau (vanishing gradients) and ReLU ones do not."""
-    X, y = truth_table("xor")
+    sigmoid stacks sit on the ln 2 plateau (vanishing gradients) and ReLU ones do not.
+
+    ``hidden=`` is the deprecated name of ``activation``.
+    """
+    activation = take_renamed(
+        "deep_stack", deprecated, {"hidden": "activation"}, {"activation": activation}
+    )["activation"]
+    X, y = truth_table("xor", dtype)
     sizes = SIZES["deep"]
     r = train_mlp(
         sizes,
         X,
         y,
-        hidden=hidden,
+        activation=activation,
         lr=lr,
         epochs=epochs,
         seed=seed,
         backend=backend,
+        dtype=dtype,
         init=init,
         progress=progress,
     )
+    hidden = activation
     out(f"== deep {hidden} stack {'-'.join(map(str, sizes))} on XOR, lr {lr}, {epochs} epochs ==")
     every = max(1, epochs // 10)
-    for e in range(0, epochs, every):
+    for e in range(0, epochs, every) if verbose else ():
         norms = "  ".join(f"{v:.1e}" for v in r.grad_norms[e])
         out(f"epoch {e:>6}  loss {r.losses[e]:.6f}  |dW| per layer (input first): {norms}")
     _final(out, r, X, y)
@@ -159,14 +172,32 @@ def perceptron(
     gate: str = "and",
     *,
     w0: Any = (0.3, 0.4, 0.1),
-    eta: float = 0.05,
-    max_passes: int = 100,
+    lr: float = 0.05,
+    epochs: int = 100,
+    exact: bool = False,
     out: Printer = print,
+    **deprecated: Any,
 ) -> PerceptronResult:
-    """Experiment 6: Rosenblatt's rule with a step unit and a -1 bias input."""
+    """Experiment 6: Rosenblatt's rule with a step unit and a -1 bias input.
+
+    ``eta=`` and ``max_passes=`` are the deprecated names of ``lr`` and
+    ``epochs``. ``exact=True`` runs the rule in exact decimal arithmetic, as
+    the notes computed it by hand.
+    """
+    values = take_renamed(
+        "perceptron",
+        deprecated,
+        {"eta": "lr", "max_passes": "epochs"},
+        {"lr": lr, "epochs": epochs},
+    )
+    lr, epochs = values["lr"], values["epochs"]
     X, y = truth_table(gate, "float64")
-    r = perceptron_rule(X, y, w0=w0, eta=eta, max_passes=max_passes)
-    out(f"== perceptron rule on {gate.upper()}, w0 (bias, w1, w2) = {tuple(w0)}, eta {eta} ==")
+    r = perceptron_rule(X, y, w0=w0, lr=lr, epochs=epochs, exact=exact)
+    arithmetic = "exact decimals" if exact else "float64"
+    out(
+        f"== perceptron rule on {gate.upper()}, w0 (bias, w1, w2) = {tuple(w0)}, lr {lr}, "
+        f"{arithmetic} =="
+    )
     for p, (w, m) in enumerate(zip(r.history[1:], r.mistakes, strict=True), start=1):
         out(f"pass {p:>3}: {m} mistakes, weights {np.round(w, 4).tolist()}")
         if p >= 10 and not r.converged:
@@ -174,6 +205,8 @@ def perceptron(
             break
     out(f"outputs {r.predict(X).astype(int).tolist()}, targets {y[:, 0].astype(int).tolist()}")
     out(f"conclusion: {r.reason}.")
+    if not exact and r.converged and r.rounding_note:
+        out(r.rounding_note)
     return r
 
 
@@ -184,29 +217,34 @@ def linear_mse(
     seed: int = 0,
     lr: float = 0.5,
     epochs: int = 500,
+    dtype: str = "float32",
     init: Any = None,
     progress: Any = None,
     out: Printer = print,
+    verbose: bool = False,
 ) -> MLPResult:
-    """Experiment 7: one linear unit, mean squared error, SGD; rounded outputs give the table."""
-    X, y = truth_table(gate)
+    """Experiment 7: one linear unit, mean squared error, SGD; rounded outputs give the table.
+
+    The default lr 0.5 is this library's choice for full-batch descent on four
+    rows (the notes' Keras run used SGD's 0.01 with one row per step).
+    """
+    X, y = truth_table(gate, dtype)
     r = train_mlp(
         SIZES["linear-mse"],
         X,
         y,
-        hidden=[],
         output="identity",
-        loss="mse",
         lr=lr,
         epochs=epochs,
         seed=seed,
         backend=backend,
+        dtype=dtype,
         init=init,
         progress=progress,
     )
     out(f"== linear unit with MSE on {gate.upper()}, lr {lr}, {epochs} epochs ==")
-    _history(out, r, max(1, epochs // 10))
-    p = predict(r.params, X, r.config)[:, 0]
+    _history(out, r, max(1, epochs // 10), verbose)
+    p = predict(r.params, X, r.net)[:, 0]
     rounded = np.round(p).astype(int)
     out(
         f"outputs {np.round(p, 3).tolist()} -> rounded {rounded.tolist()}, "
@@ -224,10 +262,12 @@ def blobs(
     seed: int = 0,
     lr: float = 0.03,
     epochs: int = 2000,
+    dtype: str = "float32",
     save: str | None = None,
     init: Any = None,
     progress: Any = None,
     out: Printer = print,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Experiment 9: four Gaussian blobs, a 2-5-1 ReLU/sigmoid net, BCE, SGD.
 
@@ -237,28 +277,29 @@ def blobs(
     """
     import tempfile
 
-    Xtr, ytr, Xte, yte = xor_blobs(seed=seed)
+    Xtr, ytr, Xte, yte = xor_blobs(seed=seed, dtype=dtype)
     sizes = SIZES["blobs"]
-    config = make_config(sizes, "relu", "sigmoid", "bce")
+    net = make_net(sizes, "relu", "sigmoid")
     K = get_backend("numpy")
     # what train_mlp starts from
-    start = init_mlp(sizes, seed=seed, dtype="float32") if init is None else init
-    before = float(mlp_loss_and_grads(K, start, Xte, yte, config)[0])
+    start = init_params(sizes, seed=seed, dtype=dtype) if init is None else init
+    before = float(loss_and_grads(K, start, Xte, yte, net)[0])
     r = train_mlp(
         sizes,
         Xtr,
         ytr,
-        hidden="relu",
+        activation="relu",
         lr=lr,
         epochs=epochs,
         seed=seed,
         backend=backend,
+        dtype=dtype,
         init=init,
         progress=progress,
     )
-    after = float(mlp_loss_and_grads(K, r.params, Xte, yte, config)[0])
+    after = float(loss_and_grads(K, r.params, Xte, yte, net)[0])
     out(f"== four blobs, 2-5-1 ReLU/sigmoid, lr {lr}, {epochs} epochs ({backend}) ==")
-    _history(out, r, max(1, epochs // 10))
+    _history(out, r, max(1, epochs // 10), verbose)
     out(f"test loss before training {before:.4f}, after {after:.4f}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(save) if save else Path(tmp) / "blobs.npz"
@@ -266,8 +307,8 @@ def blobs(
         loaded = load_params(path, sizes, dtype=r.params[0].w.dtype)
         out(f"saved to {path if save else 'a temporary file'}, loaded into a fresh model")
     point = np.array([[-1.0, 1.0]], dtype=r.params[0].w.dtype)
-    prob = float(predict(loaded, point, config)[0, 0])
-    same = bool(np.array_equal(predict(loaded, Xte, config), predict(r.params, Xte, config)))
+    prob = float(predict(loaded, point, net)[0, 0])
+    same = bool(np.array_equal(predict(loaded, Xte, net), predict(r.params, Xte, net)))
     out(f"P(label 1 | (-1, 1)) = {prob:.4f}; the loaded model predicts as the trained one: {same}")
     out("conclusion: a small ReLU network separates the XOR-like blobs that no line can.")
     return {

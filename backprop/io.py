@@ -1,48 +1,137 @@
 """Save and load MLP parameters as a single ``.npz`` file.
 
-The file holds ``w0, b0, w1, b1, ...`` (layer i's weights (D_in, D_out) and
-biases (D_out,)). Writing is atomic: the arrays go to a temporary file in
-the same directory, which is flushed to disk and then renamed over the
-target, so a crash mid-write leaves either the old file or the new one,
-never half of either. Loading validates every name, shape and dtype.
+The file is a zip of ``.npy`` arrays ``w0.npy, b0.npy, w1.npy, b1.npy, ...``
+(layer i's weights (D_in, D_out) and biases (D_out,)), the same layout
+``np.savez`` writes, so ``np.load`` reads it too.
+
+Saving is atomic: the arrays go to a temporary file next to the target, which
+is flushed to disk and then renamed over it, so a crash or ``kill -9``
+mid-write leaves either the old file or the new one, never half of either.
+Concurrent writers to one target each use their own temporary file; the last
+rename wins and the file is always whole. A temporary file left by a killed
+writer is removed by the next save to the same target.
+
+Loading trusts nothing in the file: it checks the zip's member names, then
+every member's ``.npy`` header (shape, dtype, byte count) against the model,
+and only then reads the data, so a small file that declares a huge array
+costs nothing. Pickled (object) arrays are refused, never unpickled.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import itertools
+import math
 import os
+import re
 import tempfile
+import threading
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from backprop.mlp import Layer
+try:
+    from backprop.nets import Layer
+except ImportError:  # before the move of Layer out of backprop.mlp
+    from backprop.mlp import Layer
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so stale temporary files are left alone
+    fcntl = None
+
+__all__ = ["load_params", "save_params"]
+
+_FLOAT_DTYPES = ("float32", "float64")
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
+_READ_CHUNK = 1 << 24
+_NOT_NPZ = "is not a readable .npz file (expected a zip of .npy arrays, as save_params writes)"
 
 
 def save_params(path: str | os.PathLike[str], params: Sequence[Layer]) -> Path:
-    """Write ``params`` (a sequence of (w, b) layers) to ``path`` atomically; return the path."""
+    """Write ``params`` to ``path`` atomically, as a ``.npz`` file.
+
+    Everything is checked before anything is written. Weights may hold NaN
+    or infinity: saving a diverged model to inspect it is legitimate, and
+    those values round-trip bit for bit. Integer arrays are refused rather
+    than converted, since the loader accepts only float32/float64 and a
+    silent conversion would save something other than what was passed.
+
+    The new file gets mode ``0o666 & ~umask``, like any file the user
+    creates. Temporary files ``.{name}.{pid}.{random}.tmp`` that a killed
+    writer left next to the target are removed first.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file; must end in ``.npz``. Its directory must exist.
+    params : sequence of (w, b) pairs
+        A list or tuple of layers such as :class:`Layer`; ``w`` is a 2-D
+        float32/float64 array (D_in, D_out), ``b`` a 1-D one (D_out,), and
+        each layer's D_in equals the previous layer's D_out. Anything
+        ``np.asarray`` converts (JAX arrays, nested lists) is accepted.
+
+    Returns
+    -------
+    Path
+        ``path``, as a :class:`pathlib.Path`.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` does not end in ``.npz``, ``params`` is empty, or an
+        array has the wrong number of dimensions or a shape that does not
+        chain with its neighbours.
+    TypeError
+        If ``params`` is a dict or not a list/tuple, a layer is not a
+        (w, b) pair, or an array is not float32/float64 (object arrays,
+        which would be pickled, included).
+    FileNotFoundError, PermissionError, IsADirectoryError, OSError
+        If the file cannot be written (missing or read-only directory,
+        target is a directory, disk full); the message names the target.
+        The old file, if any, is left as it was.
+    """
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"path must end in .npz, got {str(path)!r}")
-    arrays: dict[str, np.ndarray] = {}
-    for i, layer in enumerate(params):
-        w, b = (np.asarray(a) for a in layer)
-        arrays[f"w{i}"], arrays[f"b{i}"] = w, b
-    if not arrays:
-        raise ValueError("params is empty: nothing to save")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    arrays = _arrays_to_save(params)
+    if path.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, f"cannot save parameters to {str(path)!r}: it is a directory"
+        )
+    directory = path.parent
+    _remove_stale_temps(path)
+    try:
+        fd, tmp = _locked_temp(path)
+    except OSError as exc:
+        why = {
+            errno.ENOENT: f"directory {str(directory)!r} does not exist",
+            errno.EACCES: f"no permission to create files in directory {str(directory)!r}",
+            errno.EROFS: f"directory {str(directory)!r} is on a read-only file system",
+        }.get(exc.errno, exc.strerror or str(exc))
+        raise _save_error(exc, path, why) from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            _write_npz(f, arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            # Renamed while still open, so the lock that marks this file as
+            # live is held until it no longer has a temporary name.
+            os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _save_error(exc, path, exc.strerror or str(exc)) from exc
         raise
+    _fsync_directory(directory)
     return path
 
 
@@ -51,43 +140,391 @@ def load_params(
 ) -> tuple[Layer, ...]:
     """Read parameters saved by :func:`save_params`, checked against ``sizes``.
 
-    sizes: the model's layer widths, e.g. ``[2, 5, 1]``; ``dtype``: required
-    dtype (None accepts float32 or float64). Raises ``FileNotFoundError`` for
-    a missing file and ``ValueError`` naming the problem for a truncated or
-    corrupt file, missing or extra arrays, or a wrong shape or dtype.
+    Member names and every ``.npy`` header (shape, dtype, byte count) are
+    checked before any array data is read, so memory use is bounded by the
+    model's own size whatever the file declares.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npz`` file written by :func:`save_params` (or ``np.savez`` /
+        ``np.savez_compressed`` with the same member names).
+    sizes : sequence of int
+        The model's layer widths, e.g. ``[2, 5, 1]``.
+    dtype : dtype-like, optional
+        Required dtype, float32 or float64; None accepts either.
+
+    Returns
+    -------
+    tuple of Layer
+        One ``Layer(w, b)`` per pair of consecutive sizes, with the file's
+        values bit for bit (converted to native byte order if needed).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    IsADirectoryError, PermissionError
+        If ``path`` is a directory or cannot be read.
+    ValueError
+        If ``sizes`` or ``dtype`` is invalid, or the file is not a ``.npz``
+        of ``.npy`` arrays (a bare ``.npy``, other bytes, a truncated or
+        corrupt zip), holds other members than the model needs, or a member
+        has the wrong shape, a dtype other than float32/float64 (object
+        arrays are never unpickled) or the wrong one for ``dtype``, or a
+        byte count that disagrees with its header. The message names the
+        file and what was expected.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no parameter file at {str(path)!r}")
-    expected = {}
-    for i, (d_in, d_out) in enumerate(itertools.pairwise(sizes)):
-        expected[f"w{i}"], expected[f"b{i}"] = (d_in, d_out), (d_out,)
+    widths, expected = _expected_shapes(sizes)
+    want = _check_dtype_argument(dtype)
+    where = repr(str(path))
     try:
-        # The file is opened here, not by np.load, which leaks its handle
-        # when the zip directory of a truncated file fails to parse.
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
-            names = set(data.files)
-            if names != set(expected):
-                raise ValueError(
-                    f"{str(path)!r} holds arrays {sorted(names)}, the model {list(sizes)} needs "
-                    f"{sorted(expected)}"
-                )
-            arrays = {name: data[name] for name in expected}
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:  # OSError: not a zip at all
-        raise ValueError(
-            f"{str(path)!r} is not a readable .npz file (truncated or corrupt): {exc}"
-        ) from exc
-    for name, shape in expected.items():
-        a = arrays[name]
-        if a.shape != shape:
-            raise ValueError(f"{str(path)!r}: {name} has shape {a.shape}, the model needs {shape}")
-        if dtype is not None and a.dtype != np.dtype(dtype):
-            raise ValueError(
-                f"{str(path)!r}: {name} has dtype {a.dtype}, the model needs {np.dtype(dtype)}"
-            )
-        if a.dtype.name not in ("float32", "float64"):
-            raise ValueError(
-                f"{str(path)!r}: {name} has dtype {a.dtype}, expected float32 or float64"
-            )
-    n = len(sizes) - 1
+        f = open(path, "rb")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(exc.errno, f"no parameter file at {where}") from exc
+    except IsADirectoryError as exc:
+        raise IsADirectoryError(exc.errno, f"{where} is a directory, not a .npz file") from exc
+    except PermissionError as exc:
+        raise PermissionError(exc.errno, f"no permission to read {where}") from exc
+    with f:
+        start = f.read(len(_NPY_MAGIC))
+        if start.startswith(_NPY_MAGIC):
+            raise ValueError(f"{where} {_NOT_NPZ}: it is a single .npy array (np.save output)")
+        if not start:
+            raise ValueError(f"{where} {_NOT_NPZ}: it is empty")
+        if not start.startswith(_ZIP_MAGICS):
+            raise ValueError(f"{where} {_NOT_NPZ}: it does not start with a zip signature")
+        f.seek(0)
+        try:
+            with zipfile.ZipFile(f) as zf:
+                members = _members(zf, where, widths, expected)
+                # Every header is checked before any member's data is read.
+                headers = {name: _read_header(zf, info, where) for name, info in members.items()}
+                for name, header in headers.items():
+                    _check_header(header, members[name], expected[name], want, where, name)
+                arrays = {
+                    name: _read_data(zf, members[name], h, where) for name, h in headers.items()
+                }
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            OSError,
+            RuntimeError,
+            NotImplementedError,
+            zlib.error,
+        ) as exc:
+            # RuntimeError: an encrypted member; NotImplementedError: an
+            # unsupported compression method; OSError: a bad seek offset.
+            raise ValueError(f"{where} {_NOT_NPZ}: truncated or corrupt: {exc}") from exc
+    n = len(widths) - 1
     return tuple(Layer(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n))
+
+
+# -- saving ------------------------------------------------------------------
+
+
+def _arrays_to_save(params: Any) -> dict[str, np.ndarray]:
+    """``params`` as ``{"w0": ..., "b0": ...}``, or an error naming the offending entry."""
+    if isinstance(params, Mapping):
+        raise TypeError(
+            "params must be a list or tuple of (w, b) layers, got a "
+            f"{type(params).__name__} (a mapping: its keys, not the arrays, would be saved)"
+        )
+    if isinstance(params, str | bytes) or not isinstance(params, Sequence):
+        raise TypeError(
+            f"params must be a list or tuple of (w, b) layers, got {type(params).__name__}"
+        )
+    if not params:
+        raise ValueError("params is empty: nothing to save")
+    arrays: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(params):
+        if (
+            isinstance(layer, str | bytes | Mapping)
+            or not isinstance(layer, Sequence)
+            or len(layer) != 2
+        ):
+            raise TypeError(f"params[{i}] must be a (w, b) pair, got {type(layer).__name__}")
+        for name, value, ndim in (("w", layer[0], 2), ("b", layer[1], 1)):
+            label = f"params[{i}].{name}"
+            try:
+                a = np.asarray(value)
+            except (TypeError, ValueError) as exc:  # ragged nested lists
+                raise ValueError(f"{label} is not an array: {exc}") from exc
+            if a.dtype.name not in _FLOAT_DTYPES:
+                if a.dtype.hasobject:
+                    hint = " (object arrays would be pickled)"
+                elif a.dtype.kind in "biuf":
+                    hint = "; convert with .astype(np.float32) or .astype(np.float64)"
+                else:
+                    hint = ""
+                raise TypeError(f"{label} has dtype {a.dtype}, expected float32 or float64{hint}")
+            if a.ndim != ndim or 0 in a.shape:
+                raise ValueError(
+                    f"{label} has shape {a.shape}, expected a non-empty {ndim}-D array"
+                )
+            arrays[f"{name}{i}"] = a
+        w, b = arrays[f"w{i}"], arrays[f"b{i}"]
+        if b.shape != (w.shape[1],):
+            raise ValueError(
+                f"params[{i}].b has shape {b.shape}, params[{i}].w {w.shape} needs {(w.shape[1],)}"
+            )
+        if i and w.shape[0] != arrays[f"w{i - 1}"].shape[1]:
+            raise ValueError(
+                f"params[{i}].w has shape {w.shape}: its {w.shape[0]} rows do not match "
+                f"params[{i - 1}].w's {arrays[f'w{i - 1}'].shape[1]} columns"
+            )
+    return arrays
+
+
+def _write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
+    # What np.savez writes, but with allow_pickle=False spelled out here, so
+    # the format never depends on a NumPy default.
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, a, allow_pickle=False)
+
+
+def _save_error(exc: OSError, path: Path, why: str) -> OSError:
+    """``exc``'s type and errno, with a message naming the target rather than the temp file."""
+    message = f"cannot save parameters to {str(path)!r}: {why}"
+    return type(exc)(message) if exc.errno is None else type(exc)(exc.errno, message)
+
+
+def _temp_pattern(path: Path) -> re.Pattern[str]:
+    # mkstemp's random part is 8 characters of [a-z0-9_]. The PID is optional
+    # so that temporary files left by earlier versions, which had none, match.
+    return re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+
+
+def _locked_temp(path: Path) -> tuple[int, str]:
+    """Create a temporary file next to ``path`` and hold an exclusive flock on it.
+
+    The lock is what tells :func:`_remove_stale_temps` the writer is alive;
+    the kernel drops it when the writer dies, ``kill -9`` included. A
+    cleaner may lock and delete the file in the instant between its creation
+    and the lock, so after locking the name is checked to still be this
+    file, and another is made if not.
+    """
+    prefix = f".{path.name}.{os.getpid()}."
+    for _ in range(100):
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        if fcntl is None or not _flock(fd, blocking=True):
+            return fd, tmp
+        if _same_file(tmp, fd):
+            return fd, tmp
+        os.close(fd)
+    raise OSError(errno.EAGAIN, "could not keep a temporary file from being removed")
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temporary files for ``path`` whose writer has died (nobody holds their lock).
+
+    Failures are ignored: cleaning up must never make a save fail.
+    """
+    if fcntl is None:
+        return
+    pattern = _temp_pattern(path)
+    own_pid = str(os.getpid())
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        # Where flock is emulated with POSIX locks (NFS), a process does not
+        # conflict with its own locks, so this process's files are skipped:
+        # another thread may be writing them.
+        if match is None or match.group(1) == own_pid:
+            continue
+        with contextlib.suppress(OSError), _opened(entry.path) as fd:
+            if _flock(fd, blocking=False) and _same_file(entry.path, fd):
+                os.unlink(entry.path)
+
+
+def _flock(fd: int, *, blocking: bool) -> bool:
+    """Lock ``fd`` exclusively; False where the lock is held elsewhere or unsupported."""
+    assert fcntl is not None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def _same_file(name: str, fd: int) -> bool:
+    """Whether ``name`` still names the file open as ``fd``."""
+    try:
+        return os.path.samestat(os.stat(name), os.fstat(fd))
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _opened(name: str) -> Iterator[int]:
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows.
+
+    ``os.umask`` can only read the mask by setting it, and the mask is
+    process-wide, so a file another thread creates in between would get the
+    wrong mode. Linux (4.7+) reports it in /proc/self/status; elsewhere it is
+    set to the strict 0o077 for the instant of the read, so a racing thread
+    errs towards private files, under a lock so two readers cannot interleave.
+    It is read on every save, not once at import, so later umask changes apply.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable across a power cut; some file systems
+    # refuse to fsync a directory, which costs only that guarantee.
+    with contextlib.suppress(OSError), _opened(str(directory)) as fd:
+        os.fsync(fd)
+
+
+# -- loading -----------------------------------------------------------------
+
+
+class _Header(NamedTuple):
+    shape: tuple[int, ...]
+    fortran_order: bool
+    dtype: np.dtype
+    size: int  # bytes of magic and header before the data
+
+
+def _expected_shapes(sizes: Any) -> tuple[list[int], dict[str, tuple[int, ...]]]:
+    """``sizes`` as a list of ints, checked, and ``{"w0": (d0, d1), "b0": (d1,), ...}``."""
+    try:
+        widths = [] if isinstance(sizes, str | bytes) else list(sizes)
+    except TypeError:
+        widths = []
+    if len(widths) < 2 or not all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and s >= 1 for s in widths
+    ):
+        raise ValueError(f"sizes must be at least two positive integers, got {sizes!r}")
+    widths = [int(s) for s in widths]
+    expected: dict[str, tuple[int, ...]] = {}
+    for i, (d_in, d_out) in enumerate(itertools.pairwise(widths)):
+        expected[f"w{i}"], expected[f"b{i}"] = (d_in, d_out), (d_out,)
+    return widths, expected
+
+
+def _check_dtype_argument(dtype: Any) -> np.dtype | None:
+    if dtype is None:
+        return None
+    try:
+        want = np.dtype(dtype)
+    except TypeError as exc:
+        raise ValueError(f"dtype must be float32, float64 or None, got {dtype!r}") from exc
+    if want.name not in _FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float32, float64 or None, got {dtype!r}")
+    return want
+
+
+def _members(
+    zf: zipfile.ZipFile, where: str, widths: list[int], expected: dict[str, Any]
+) -> dict[str, zipfile.ZipInfo]:
+    """The zip's members by array name, checked to be exactly the model's arrays."""
+    names = zf.namelist()
+    not_npy = [n for n in names if not n.endswith(".npy")]
+    if not_npy:
+        raise ValueError(
+            f"{where} {_NOT_NPZ}: it holds members that are not .npy arrays: {sorted(not_npy)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where} {_NOT_NPZ}: it holds a member name twice")
+    arrays = {n.removesuffix(".npy") for n in names}
+    if arrays != set(expected):
+        raise ValueError(
+            f"{where} holds arrays {sorted(arrays)}, the model {widths} needs {sorted(expected)}"
+        )
+    return {name: zf.getinfo(f"{name}.npy") for name in expected}
+
+
+def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> _Header:
+    with zf.open(info) as stream:
+        try:
+            version = np.lib.format.read_magic(stream)
+            # Versions 1.0 and 2.0 differ only in the header's length field;
+            # 3.0 (UTF-8 field names) exists only for structured dtypes,
+            # which are refused anyway.
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except ValueError as exc:
+            raise ValueError(
+                f"{where}: member {info.filename} is not a readable .npy array: {exc}"
+            ) from exc
+        return _Header(tuple(shape), bool(fortran_order), dtype, stream.tell())
+
+
+def _check_header(
+    header: _Header,
+    info: zipfile.ZipInfo,
+    shape: tuple[int, ...],
+    want: np.dtype | None,
+    where: str,
+    name: str,
+) -> None:
+    if header.shape != shape:
+        raise ValueError(f"{where}: {name} has shape {header.shape}, the model needs {shape}")
+    if want is not None and header.dtype.name != want.name:
+        raise ValueError(f"{where}: {name} has dtype {header.dtype}, the model needs {want}")
+    if header.dtype.name not in _FLOAT_DTYPES:
+        hint = " (object arrays are never unpickled)" if header.dtype.hasobject else ""
+        raise ValueError(
+            f"{where}: {name} has dtype {header.dtype}, expected float32 or float64{hint}"
+        )
+    declared = header.size + header.dtype.itemsize * math.prod(shape)
+    if info.file_size != declared:
+        raise ValueError(
+            f"{where}: member {info.filename} holds {info.file_size} bytes, its header "
+            f"({header.dtype}, shape {shape}) needs {declared}"
+        )
+
+
+def _read_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, header: _Header, where: str) -> Any:
+    nbytes = info.file_size - header.size
+    # Read into a preallocated buffer in chunks: np.lib.format.read_array
+    # would also do, but this holds at most one chunk beside the result.
+    buf = np.empty(nbytes, dtype=np.uint8)
+    with zf.open(info) as stream:
+        stream.read(header.size)
+        got = 0
+        while got < nbytes:
+            chunk = stream.read(min(_READ_CHUNK, nbytes - got))
+            if not chunk:
+                break
+            buf[got : got + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+            got += len(chunk)
+        # Reading to the end is what makes zipfile check the member's CRC.
+        if got != nbytes or stream.read(1):
+            raise ValueError(f"{where}: member {info.filename} ends after {got} of {nbytes} bytes")
+    a = buf.view(header.dtype).reshape(header.shape, order="F" if header.fortran_order else "C")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a

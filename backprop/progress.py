@@ -15,17 +15,21 @@ from typing import IO, Any
 
 @contextmanager
 def progress_bar(
-    total: int, desc: str, stream: IO[str] | None = None, mininterval: float = 0.1
+    total: int,
+    desc: str,
+    stream: IO[str] | None = None,
+    mininterval: float = 0.1,
+    enabled: bool = True,
 ) -> Iterator[Callable[[int, float], None] | None]:
     """Yield a ``progress(done, loss)`` callback drawing a bar on ``stream``, or None.
 
-    None when ``stream`` (default stdout) is not a terminal or tqdm is not
-    installed; the bar is redrawn at most every ``mininterval`` seconds and
-    cleared when training ends.
+    None when ``enabled`` is false, ``stream`` (default stdout) is not a
+    terminal or tqdm is not installed; the bar is redrawn at most every
+    ``mininterval`` seconds and cleared when training ends.
     """
     stream = sys.stdout if stream is None else stream
     isatty = getattr(stream, "isatty", None)
-    if not (isatty and isatty()):
+    if not (enabled and isatty and isatty()):
         yield None
         return
     try:

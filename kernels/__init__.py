@@ -2,9 +2,10 @@
 
 Each operation is written once, against an array namespace ``xp``
 (``numpy`` or ``jax.numpy``), in :mod:`kernels.linear`,
-:mod:`kernels.activations` and :mod:`kernels.losses`. :func:`get_backend`
-binds ``xp`` and returns an object offering every kernel under the same
-names on both backends::
+:mod:`kernels.activations` and :mod:`kernels.losses`, and declared once in
+:mod:`kernels.registry`. :func:`get_backend` binds ``xp`` and returns an
+object offering every registered kernel under the same names on both
+backends::
 
     K = get_backend("numpy")          # or "jax"
     out, cache = K.sigmoid_forward(z)
@@ -21,32 +22,15 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from kernels import activations, linear, losses
+from kernels.registry import KERNELS, PAIRS, KernelSpec, get_spec
 
 BACKENDS = ("numpy", "jax")
 
-KERNELS: tuple[Callable[..., Any], ...] = (
-    linear.matmul_forward,
-    linear.matmul_backward,
-    linear.matmul_backward_weights,
-    linear.add_bias_forward,
-    linear.add_bias_backward,
-    activations.sigmoid_forward,
-    activations.sigmoid_backward,
-    activations.sigmoid_prime,
-    activations.relu_forward,
-    activations.relu_backward,
-    activations.identity_forward,
-    activations.identity_backward,
-    activations.step_forward,
-    losses.bce_forward,
-    losses.bce_backward,
-    losses.bce_with_logits_forward,
-    losses.bce_with_logits_backward,
-    losses.mse_forward,
-    losses.mse_backward,
+FUNCTIONS: tuple[Callable[..., Any], ...] = tuple(
+    fn for spec in KERNELS.values() for fn in spec.functions()
 )
-KERNEL_NAMES = tuple(fn.__name__ for fn in KERNELS)
+"""Every function a backend binds, read from the registry."""
+KERNEL_NAMES = tuple(fn.__name__ for fn in FUNCTIONS)
 
 
 def _bind(fn: Callable[..., Any], xp: types.ModuleType) -> Callable[..., Any]:
@@ -71,7 +55,7 @@ class Backend:
     def __init__(self, name: str, xp: types.ModuleType) -> None:
         self.name = name
         self.xp = xp
-        for fn in KERNELS:
+        for fn in FUNCTIONS:
             setattr(self, fn.__name__, _bind(fn, xp))
 
     def __repr__(self) -> str:
@@ -107,4 +91,14 @@ def get_backend(name: str) -> Backend:
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(map(repr, BACKENDS))}")
 
 
-__all__ = ["BACKENDS", "KERNEL_NAMES", "Backend", "get_backend"]
+__all__ = [
+    "BACKENDS",
+    "FUNCTIONS",
+    "KERNELS",
+    "KERNEL_NAMES",
+    "PAIRS",
+    "Backend",
+    "KernelSpec",
+    "get_backend",
+    "get_spec",
+]

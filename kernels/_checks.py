@@ -1,8 +1,8 @@
 """Input checks shared by the kernels.
 
-Every check here looks only at shapes and dtypes, which are static under
-``jax.jit``; no check ever branches on array *values*, so the kernels stay
-traceable.
+The checks look at shapes and dtypes, which are static under ``jax.jit``.
+The one check of *values*, :func:`require_in_range`, runs only on concrete
+arrays and lets a JAX tracer through, so the kernels stay traceable.
 """
 
 from __future__ import annotations
@@ -54,3 +54,24 @@ def as_upstream(xp: Any, name: str, dout: Any, shape: tuple[int, ...], dtype: An
         dout = as_float_array(xp, name, dout)
     require_shape(name, dout, shape, "the forward output's shape")
     return dout
+
+
+def require_in_range(xp: Any, name: str, x: Any, lo: float | None, hi: float | None) -> None:
+    """Raise ``ValueError`` if a concrete ``x`` has entries outside [lo, hi] (or NaN).
+
+    A JAX tracer (inside ``jax.jit``) has no values to look at, and branching
+    on values would break tracing, so it passes unchecked: the training
+    functions check their data once, at the entry, before anything is traced.
+    """
+    if xp.__name__ != "numpy":
+        import jax
+
+        if isinstance(x, jax.core.Tracer):
+            return
+    if x.size == 0:
+        return
+    low, high = float(x.min()), float(x.max())
+    bad = (lo is not None and not low >= lo) or (hi is not None and not high <= hi)
+    if bad or low != low or high != high:
+        want = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must hold values {want}, got values in [{low}, {high}]")

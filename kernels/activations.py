@@ -1,4 +1,4 @@
-"""Elementwise activations: sigmoid (and sigma'), ReLU, identity, step.
+"""Elementwise activations: sigmoid (and sigma'), ReLU, tanh, identity, step.
 
 Same contract as :mod:`kernels.linear`: forward ``-> (out, cache)``, backward
 ``(dout, cache) -> dz``. All are elementwise, so ``z`` may have any shape and
@@ -82,6 +82,28 @@ def relu_backward(xp: Any, dout: Any, cache: Any) -> Any:
     # A product with the boolean mask, not where(z > 0, dout, 0.0): NumPy
     # sends a where with a Python-float operand down a slow casting path.
     return dout * (z > 0)
+
+
+def tanh_forward(xp: Any, z: Any) -> tuple[Any, Any]:
+    """Hyperbolic tangent ``tanh(z)``, elementwise, in (-1, 1).
+
+    z: any shape; out: same shape and dtype. ``xp.tanh`` saturates to +-1
+    without overflow for any finite z. The cache is the *output* ``t``.
+    """
+    z = as_float_array(xp, "z", z)
+    t = xp.tanh(z)
+    return t, t
+
+
+def tanh_backward(xp: Any, dout: Any, cache: Any) -> Any:
+    """Gradient of tanh: ``dz = dout * (1 - t^2)``.
+
+    d tanh/dz = 1 - tanh(z)^2. ``cache`` is the forward *output* ``t``, not
+    the input ``z``. dout and dz have the shape of ``t``.
+    """
+    t = cache
+    dout = as_upstream(xp, "dout", dout, tuple(t.shape), t.dtype)
+    return dout * (1.0 - t * t)
 
 
 def identity_forward(xp: Any, z: Any) -> tuple[Any, Any]:

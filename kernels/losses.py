@@ -1,10 +1,26 @@
-"""Losses, all reduced by the *mean* over every element.
+"""Losses and the L2 weight penalty.
 
-Forward ``(prediction, target) -> (loss, cache)`` with ``loss`` a 0-d array of
-the prediction's dtype; backward ``(dloss, cache) -> d prediction``. ``dloss``
-is the upstream scalar (``1.0`` when the loss is the final cost). Targets get
-no gradient. Prediction and target must have the *same* shape: broadcasting
-(4, 1) against (4,) would silently build a (4, 4) loss, so it is refused.
+Forward ``(prediction, target, weights=None) -> (loss, cache)`` with ``loss``
+a 0-d array of the prediction's dtype; backward ``(dloss, cache) -> d
+prediction``. ``dloss`` is the upstream scalar (``1.0`` when the loss is the
+final cost). Targets get no gradient. Prediction and target must have the
+*same* shape: broadcasting (4, 1) against (4,) would silently build a (4, 4)
+loss, so it is refused.
+
+Reduction: every loss is a weighted *sum* of per-element (per-row, for
+softmax cross-entropy) losses, ``L = sum_i weights_i * l_i``. The default
+weights are ``1 / count``, i.e. the mean. Explicit weights broadcast against
+the per-element losses: a row mask divided by the number of real rows leaves
+padding rows out exactly (their weight is 0), and data-parallel training
+gives each device's rows ``1 / (rows in the whole batch)`` so that the sum of
+the devices' losses is the batch mean. Each term is weighted before the sum,
+so the sum cannot overflow where the mean is representable.
+
+Targets must lie where the loss is defined (``y`` in [0, 1] for BCE,
+``y >= 0`` for cross-entropy). On concrete arrays (NumPy, or JAX outside a
+trace) this is checked; inside ``jax.jit`` nothing can be checked without
+branching on values, so the public training functions check their data
+once, at the entry.
 """
 
 from __future__ import annotations
@@ -13,11 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from kernels._checks import as_float_array, as_upstream
+from kernels._checks import as_float_array, as_upstream, require_in_range
 from kernels.activations import _sigmoid
-
-# Machine epsilon per float dtype: the BCE clip bound (see bce_forward).
-_EPS = {name: float(np.finfo(name).eps) for name in ("float16", "float32", "float64")}
 
 
 def _pair(xp: Any, pred_name: str, pred: Any, y: Any) -> tuple[Any, Any]:
@@ -35,83 +48,278 @@ def _pair(xp: Any, pred_name: str, pred: Any, y: Any) -> tuple[Any, Any]:
     return pred, y.astype(pred.dtype)
 
 
-def bce_forward(xp: Any, p: Any, y: Any) -> tuple[Any, Any]:
-    """Mean binary cross-entropy on probabilities.
+def _weights(xp: Any, weights: Any, shape: tuple[int, ...], dtype: Any, count: int) -> Any:
+    """Per-element weights broadcastable to ``shape``; default ``1 / count`` (the mean)."""
+    if weights is None:
+        return xp.asarray(1.0 / count, dtype=dtype)
+    weights = as_float_array(xp, "weights", weights).astype(dtype)
+    try:
+        broadcast = np.broadcast_shapes(tuple(weights.shape), tuple(shape))
+    except ValueError:
+        broadcast = None
+    if broadcast != tuple(shape):
+        raise ValueError(
+            f"weights must broadcast to the per-element losses' shape {tuple(shape)}, "
+            f"got shape {tuple(weights.shape)}"
+        )
+    return weights
 
-    L = -(1/N) sum_i [y_i log p_i + (1 - y_i) log(1 - p_i)], N = p.size.
-    p: any shape, probabilities in [0, 1]; y: same shape, targets in [0, 1]
-    (cast to p's dtype). Returns a 0-d loss of p's dtype.
 
-    p is first clipped to [eps, 1 - eps] with eps = finfo(p.dtype).eps
-    (1.19e-7 in float32, 2.2e-16 in float64): both bounds are representable
-    in that dtype (a fixed 1e-9 would round 1 - 1e-9 to 1 in float32), so the
-    loss stays finite at p = 0 and p = 1, at most -log(eps) per element
-    (15.9 in float32, 36.0 in float64). log(1 - p) is computed as log1p(-p).
-    The cache holds the clipped ``p`` and ``y``.
+def bce_forward(xp: Any, p: Any, y: Any, weights: Any = None) -> tuple[Any, Any]:
+    """Binary cross-entropy on probabilities.
+
+    L = -sum_i w_i [y_i log p_i + (1 - y_i) log(1 - p_i)], w_i = 1/N by
+    default (the mean over all N = p.size elements).
+
+    Parameters
+    ----------
+    p : array, any shape
+        Probabilities in [0, 1], float32 or float64.
+    y : array, p's shape
+        Targets in [0, 1], cast to p's dtype.
+    weights : array broadcastable to p's shape, optional
+        Per-element weights; default 1 / p.size.
+
+    Returns
+    -------
+    loss : 0-d array of p's dtype
+    cache : (clipped p, y, weights)
+
+    Notes
+    -----
+    p is first clipped to [tiny, 1 - eps/2] of its dtype (tiny = 1.2e-38
+    and 1 - eps/2 = 0.99999994 in float32): both bounds are representable,
+    so a probability as small as 1e-12 keeps its true loss (27.63, where a
+    clip at eps would give 15.94) and p = 0 or 1 still gives a finite one.
+    log(1 - p) is computed as log1p(-p). Where the logits exist, prefer
+    :func:`bce_with_logits_forward`, which needs no clip at all.
     """
     p, y = _pair(xp, "p", p, y)
-    eps = _EPS[p.dtype.name]
+    require_in_range(xp, "p", p, 0.0, 1.0)
+    require_in_range(xp, "y", y, 0.0, 1.0)
+    w = _weights(xp, weights, p.shape, p.dtype, p.size)
+    info = np.finfo(p.dtype)
     # minimum(maximum(.)) is clip; NumPy's clip costs ~3 us of Python overhead
     # per call at the XOR size, the two ufuncs ~0.8 us.
-    pc = xp.minimum(xp.maximum(p, eps), 1.0 - eps)
-    loss = -(y * xp.log(pc) + (1.0 - y) * xp.log1p(-pc)).sum() / pc.size
-    return loss, (pc, y)
+    pc = xp.minimum(xp.maximum(p, float(info.tiny)), 1.0 - float(info.epsneg))
+    loss = -(w * (y * xp.log(pc) + (1.0 - y) * xp.log1p(-pc))).sum()
+    return loss, (pc, y, w)
 
 
 def bce_backward(xp: Any, dloss: Any, cache: Any) -> Any:
-    """Gradient of mean BCE on probabilities.
+    """Gradient of BCE on probabilities: dL/dp_i = w_i (p_i - y_i) / (p_i (1 - p_i)).
 
-    dL/dp_i = (p_i - y_i) / (p_i (1 - p_i)) / N, times the scalar ``dloss``.
-    Uses the cached *clipped* p: inside (eps, 1 - eps) this is the exact
-    derivative; at or beyond the clip bounds it is the derivative at the bound
-    (finite, and still pointing the right way) rather than the clip's 0.
-    Returns dp with p's shape and dtype.
+    Parameters
+    ----------
+    dloss : scalar
+        Upstream gradient of the loss (1.0 for the final cost).
+    cache : from :func:`bce_forward`
+        The *clipped* p, y and the weights.
+
+    Returns
+    -------
+    dp : array of p's shape and dtype
+        Inside the clip bounds the exact derivative; at or beyond them the
+        derivative at the bound (finite, and still pointing the right way)
+        rather than the clip's 0.
     """
-    pc, y = cache
+    pc, y, w = cache
     dloss = as_upstream(xp, "dloss", dloss, (), pc.dtype)
-    return dloss * (pc - y) / (pc * (1.0 - pc)) / pc.size
+    # Divide before weighting: at p = tiny, w * (p - y) is subnormal and XLA on a
+    # CPU flushes subnormals to zero, losing the gradient's direction; the ratio
+    # (p - y) / (p (1 - p)) is of order 1 there.
+    return dloss * w * ((pc - y) / (pc * (1.0 - pc)))
 
 
-def bce_with_logits_forward(xp: Any, z: Any, y: Any) -> tuple[Any, Any]:
-    """Mean binary cross-entropy on logits, fused with the sigmoid.
+def bce_with_logits_forward(xp: Any, z: Any, y: Any, weights: Any = None) -> tuple[Any, Any]:
+    """Binary cross-entropy on logits, fused with the sigmoid.
 
-    L = (1/N) sum_i [softplus(z_i) - y_i z_i], which equals BCE(sigmoid(z), y).
-    z: any shape of logits; y: same shape, targets in [0, 1]. Evaluated as
-    max(z, 0) - z y + log1p(exp(-|z|)): exp never sees a positive argument, so
-    any finite z gives a finite loss with no clipping at all. Caches (z, y).
+    L = sum_i w_i [softplus(z_i) - y_i z_i], which equals BCE(sigmoid(z), y)
+    exactly (no clipping); w_i = 1/N by default (N = z.size).
+
+    Parameters
+    ----------
+    z : array, any shape
+        Logits, float32 or float64.
+    y : array, z's shape
+        Targets in [0, 1].
+    weights : array broadcastable to z's shape, optional
+        Per-element weights; default 1 / z.size.
+
+    Returns
+    -------
+    loss : 0-d array of z's dtype
+    cache : (z, y, weights)
+
+    Notes
+    -----
+    Evaluated as max(z, 0) - z y + log1p(exp(-|z|)): exp never sees a
+    positive argument, so every finite logit gives a finite loss and no
+    overflow warning, at |z| = 1e4 in float32 too; a saturated output keeps
+    its true loss (z = 40, y = 0 costs 40, not a clipped 16).
     """
     z, y = _pair(xp, "z", z, y)
-    loss = (xp.maximum(z, 0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))).sum() / z.size
-    return loss, (z, y)
+    require_in_range(xp, "y", y, 0.0, 1.0)
+    w = _weights(xp, weights, z.shape, z.dtype, z.size)
+    loss = (w * (xp.maximum(z, 0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z))))).sum()
+    return loss, (z, y, w)
 
 
 def bce_with_logits_backward(xp: Any, dloss: Any, cache: Any) -> Any:
-    """Gradient of fused BCE on logits: dL/dz_i = (sigma(z_i) - y_i) / N.
+    """Gradient of BCE on logits: dL/dz_i = w_i (sigma(z_i) - y_i).
 
-    The sigmoid's derivative sigma(1 - sigma) cancels against BCE's
-    1 / (p (1 - p)), which is why the fused form is stable. Uses the cached
-    *input* logits z (and y); returns dz with z's shape and dtype.
+    The sigmoid's derivative sigma (1 - sigma) cancels against BCE's
+    1 / (p (1 - p)), which is why the fused form is stable: at a saturated
+    output the gradient is the full w_i (1 - y_i), not 0.
+
+    Parameters
+    ----------
+    dloss : scalar
+    cache : from :func:`bce_with_logits_forward`, the *input* logits z, y, w.
+
+    Returns
+    -------
+    dz : array of z's shape and dtype
     """
-    z, y = cache
+    z, y, w = cache
     dloss = as_upstream(xp, "dloss", dloss, (), z.dtype)
-    return dloss * (_sigmoid(xp, z) - y) / z.size
+    return dloss * w * (_sigmoid(xp, z) - y)
 
 
-def mse_forward(xp: Any, yhat: Any, y: Any) -> tuple[Any, Any]:
-    """Mean squared error L = (1/N) sum_i (yhat_i - y_i)^2, N = yhat.size.
+def softmax(xp: Any, z: Any) -> Any:
+    """Softmax over the last axis: exp(z_c - m) / sum_c exp(z_c - m), m = max_c z_c.
 
-    yhat: any shape; y: same shape. Caches the residual ``yhat - y``.
+    z: (..., C) logits; returns probabilities of z's shape and dtype, each row
+    summing to 1. Subtracting the row maximum keeps exp's argument <= 0, so
+    no logit overflows. The prediction of a softmax output layer; training
+    uses :func:`softmax_cross_entropy_forward`, which fuses it with the loss.
+    """
+    z = as_float_array(xp, "z", z)
+    e = xp.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_cross_entropy_forward(xp: Any, z: Any, y: Any, weights: Any = None) -> tuple[Any, Any]:
+    """Softmax cross-entropy on logits, fused with the softmax.
+
+    L = sum_n w_n sum_c y_nc (logsumexp(z_n) - z_nc); with one-hot (or any
+    probability-vector) rows this is -sum_n w_n log softmax(z_n)[label_n].
+
+    Parameters
+    ----------
+    z : array (N, C)
+        Logits, float32 or float64.
+    y : array (N, C)
+        Target distributions, y >= 0 (one-hot rows for hard labels).
+    weights : array (N,) or broadcastable, optional
+        Per-row weights; default 1 / N (the mean over rows).
+
+    Returns
+    -------
+    loss : 0-d array of z's dtype
+    cache : (softmax(z), y, weights)
+
+    Notes
+    -----
+    With m_n = max_c z_nc, every term is evaluated as y_nc ((m_n - z_nc) +
+    log sum_c exp(z_nc - m_n)): exp sees only arguments <= 0 and the sum is
+    in [1, C], so logits up to +-1e4 give finite, warning-free losses in
+    float32 and float64, and the true label's term m_n - z_nc is exactly 0
+    when it holds the maximum, with no cancellation of two large numbers.
+    """
+    z, y = _pair(xp, "z", z, y)
+    if z.ndim != 2:
+        raise ValueError(f"z must be (N, C) logits, got shape {tuple(z.shape)}")
+    require_in_range(xp, "y", y, 0.0, None)
+    w = _weights(xp, weights, (z.shape[0],), z.dtype, z.shape[0])
+    m = z.max(axis=1, keepdims=True)
+    e = xp.exp(z - m)
+    s = e.sum(axis=1, keepdims=True)
+    per_row = (y * ((m - z) + xp.log(s))).sum(axis=1)
+    return (w * per_row).sum(), (e / s, y, w)
+
+
+def softmax_cross_entropy_backward(xp: Any, dloss: Any, cache: Any) -> Any:
+    """Gradient of softmax cross-entropy: dL/dz_nc = w_n (softmax(z_n)_c s_n - y_nc).
+
+    s_n = sum_c y_nc is 1 for target distributions, so the gradient is the
+    familiar w_n (softmax(z_n) - y_n); the general form keeps it exact for
+    any y >= 0. Uses the cached *softmax output* (not the logits) and y.
+
+    Parameters
+    ----------
+    dloss : scalar
+    cache : from :func:`softmax_cross_entropy_forward`
+
+    Returns
+    -------
+    dz : array (N, C) of z's dtype
+    """
+    p, y, w = cache
+    dloss = as_upstream(xp, "dloss", dloss, (), p.dtype)
+    w = xp.reshape(w, (-1, 1)) if w.ndim == 1 else w
+    return dloss * w * (p * y.sum(axis=1, keepdims=True) - y)
+
+
+def mse_forward(xp: Any, yhat: Any, y: Any, weights: Any = None) -> tuple[Any, Any]:
+    """Squared error L = sum_i w_i (yhat_i - y_i)^2; w_i = 1/N by default (the mean).
+
+    Parameters
+    ----------
+    yhat : array, any shape
+    y : array, yhat's shape
+    weights : array broadcastable to yhat's shape, optional
+
+    Returns
+    -------
+    loss : 0-d array of yhat's dtype
+    cache : (residual yhat - y, weights)
     """
     yhat, y = _pair(xp, "yhat", yhat, y)
+    w = _weights(xp, weights, yhat.shape, yhat.dtype, yhat.size)
     r = yhat - y
-    return (r * r).sum() / r.size, r
+    return (w * (r * r)).sum(), (r, w)
 
 
 def mse_backward(xp: Any, dloss: Any, cache: Any) -> Any:
-    """Gradient of MSE: dL/dyhat_i = 2 (yhat_i - y_i) / N, times ``dloss``.
+    """Gradient of the squared error: dL/dyhat_i = 2 w_i (yhat_i - y_i), times ``dloss``.
 
     Uses the cached residual; returns dyhat with yhat's shape and dtype.
     """
-    r = cache
+    r, w = cache
     dloss = as_upstream(xp, "dloss", dloss, (), r.dtype)
-    return dloss * 2.0 * r / r.size
+    return dloss * 2.0 * w * r
+
+
+def l2_penalty_forward(xp: Any, w: Any, scale: Any) -> tuple[Any, Any]:
+    """L2 weight penalty L = scale / 2 * sum(w^2).
+
+    Parameters
+    ----------
+    w : array, any shape
+        Weights, float32 or float64.
+    scale : scalar >= 0
+        The penalty's strength per example: scikit-learn's ``alpha / n``
+        for a batch of n rows. Gets no gradient.
+
+    Returns
+    -------
+    loss : 0-d array of w's dtype
+    cache : (w, scale)
+    """
+    w = as_float_array(xp, "w", w)
+    scale = xp.asarray(scale, dtype=w.dtype)
+    if scale.ndim != 0:
+        raise ValueError(f"scale must be a scalar, got shape {tuple(scale.shape)}")
+    require_in_range(xp, "scale", scale, 0.0, None)
+    return 0.5 * scale * (w * w).sum(), (w, scale)
+
+
+def l2_penalty_backward(xp: Any, dloss: Any, cache: Any) -> Any:
+    """Gradient of the L2 penalty: dL/dw = scale * w, times ``dloss``.
+
+    Uses the cached weights and scale; returns dw with w's shape and dtype.
+    """
+    w, scale = cache
+    dloss = as_upstream(xp, "dloss", dloss, (), w.dtype)
+    return dloss * scale * w

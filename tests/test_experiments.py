@@ -1,10 +1,9 @@
-"""The notes' experiments reproduce the notes' outcomes; perceptron rule, blobs
-data, MLP trainer and save/load, each with its errors."""
+"""The notes' experiments reproduce the notes' outcomes; the perceptron rule,
+blobs data and the experiments' use of save/load, each with its errors."""
 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -12,7 +11,8 @@ import pytest
 from backprop import experiments as E
 from backprop.data import truth_table, xor_blobs
 from backprop.io import load_params, save_params
-from backprop.mlp import init_mlp, make_config, predict, train_mlp
+from backprop.nets import init_params, make_net, predict
+from backprop.train import train_mlp
 from backprop.perceptron import perceptron_rule
 
 QUIET = {"out": lambda *a: None}
@@ -35,7 +35,7 @@ def test_deep_sigmoid_stack_plateaus_and_gradients_vanish(backend_name):
     assert np.all(np.abs(r.losses[200:1000] - math.log(2)) < 0.01)  # the plateau
     first, *_, last = r.grad_norms[0]
     assert first < last / 100  # the input layer's gradient is >100x smaller
-    relu = E.deep_stack(hidden="relu", lr=0.1, epochs=1000, backend=backend_name, **QUIET)
+    relu = E.deep_stack(activation="relu", lr=0.1, epochs=1000, backend=backend_name, **QUIET)
     assert relu.losses[-1] < 0.05 and relu.accuracies[-1] == 1.0
     assert relu.grad_norms[0, 0] > relu.grad_norms[0, -1] / 10  # no vanishing with ReLU
 
@@ -44,27 +44,45 @@ def test_linear_mse_rounds_to_the_truth_table(backend_name):
     for gate in ("and", "or"):
         r = E.linear_mse(gate, backend=backend_name, **QUIET)
         X, y = truth_table(gate)
-        np.testing.assert_array_equal(np.round(predict(r.params, X, r.config)), y)
+        np.testing.assert_array_equal(np.round(predict(r.params, X, r.net)), y)
 
 
 def test_perceptron_rule_on_and_or_xor():
-    r = E.perceptron("and", **QUIET)  # the notes' w0 = (0.3, 0.4, 0.1), eta = 0.05
+    r = E.perceptron("and", **QUIET)  # the notes' w0 = (0.3, 0.4, 0.1), lr (eta) = 0.05
     X, y = truth_table("and", "float64")
     assert r.converged and r.passes == 3 and r.mistakes[-1] == 0
     np.testing.assert_array_equal(r.predict(X), y[:, 0])
     assert perceptron_rule(*truth_table("or", "float64")).converged
-    x = perceptron_rule(*truth_table("xor", "float64"), max_passes=1000)
+    x = perceptron_rule(*truth_table("xor", "float64"), epochs=1000)
     assert not x.converged and x.reason.startswith("cycle") and x.passes < 1000
-    capped = perceptron_rule(*truth_table("xor", "float64"), max_passes=5)
+    capped = perceptron_rule(*truth_table("xor", "float64"), epochs=5)
     assert not capped.converged and "within 5 passes" in capped.reason
+
+
+def test_perceptron_in_exact_arithmetic_takes_the_notes_two_passes():
+    exact = E.perceptron("and", exact=True, **QUIET)
+    assert exact.converged and exact.passes == 2 and exact.exact
+    rounded = E.perceptron("and", **QUIET)
+    assert rounded.passes == 3 and "converges after 2 passes, not 3" in rounded.rounding_note
+    lines = []
+    E.perceptron("and", out=lines.append)
+    assert lines[-1] == rounded.rounding_note  # said where the result is printed
+
+
+def test_perceptron_old_keyword_names_warn():
+    X, y = truth_table("and", "float64")
+    with pytest.warns(DeprecationWarning, match=r"perceptron_rule\(eta=...\) is deprecated"):
+        assert perceptron_rule(X, y, eta=0.05).converged
+    with pytest.warns(DeprecationWarning, match=r"perceptron_rule\(max_passes=...\) is dep"):
+        assert perceptron_rule(X, y, max_passes=10).converged
 
 
 def test_perceptron_bad_input():
     X, y = truth_table("and", "float64")
     with pytest.raises(ValueError, match=r"w0 must have shape \(3,\)"):
         perceptron_rule(X, y, w0=(0.1, 0.2))
-    with pytest.raises(ValueError, match="eta must be a positive finite number"):
-        perceptron_rule(X, y, eta=0)
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0.0, inf\)"):
+        perceptron_rule(X, y, lr=0)
     with pytest.raises(ValueError, match="y must hold 0/1 targets"):
         perceptron_rule(X, y * 2)
 
@@ -90,110 +108,12 @@ def test_blobs_data_is_seeded_and_labelled_by_sign():
         xor_blobs(n_train=0)
 
 
-def test_train_mlp_bad_arguments():
-    X, y = truth_table("xor")
-    with pytest.raises(ValueError, match=r"hidden must name one activation per hidden layer \(1"):
-        train_mlp([2, 3, 1], X, y, hidden=["relu", "relu"])
-    with pytest.raises(ValueError, match="hidden activation must be one of"):
-        train_mlp([2, 3, 1], X, y, hidden="tanh")
-    with pytest.raises(ValueError, match="loss 'bce' needs output='sigmoid'"):
-        train_mlp([2, 3, 1], X, y, output="identity")
-    with pytest.raises(ValueError, match=r"X must have shape \(N, 3\)"):
-        train_mlp([3, 1], X, y, hidden=[])
-    with pytest.raises(ValueError, match=r"init\[0\].w must have shape \(2, 3\)"):
-        train_mlp(
-            [2, 3, 1], X, y, init=[(np.zeros((3, 2)), np.zeros(3)), (np.zeros((3, 1)), np.zeros(1))]
-        )
-
-
-def test_train_mlp_backends_agree():
-    X, y = truth_table("xor", "float64")
-    a = train_mlp([2, 4, 3, 1], X, y, hidden=["relu", "sigmoid"], epochs=300, dtype="float64")
-    b = (
-        train_mlp(
-            [2, 4, 3, 1],
-            X,
-            y,
-            hidden=["relu", "sigmoid"],
-            epochs=300,
-            dtype="float64",
-            backend="jax",
-        )
-        if _jax()
-        else a
-    )
-    np.testing.assert_allclose(a.losses, b.losses, rtol=1e-10)
-    np.testing.assert_allclose(a.grad_norms, b.grad_norms, rtol=1e-8)
-
-
-def _jax():
-    try:
-        import jax  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# --- save / load ----------------------------------------------------------------------
-
-
-def _model():
-    return init_mlp([2, 5, 1], seed=1, dtype="float32"), make_config(
-        [2, 5, 1], "relu", "sigmoid", "bce"
-    )
-
-
-def test_round_trip_predicts_exactly_the_same(tmp_path):
-    params, config = _model()
+def test_model_round_trip_through_a_file_predicts_exactly_the_same(tmp_path):
+    params, net = init_params([2, 5, 1], seed=1), make_net([2, 5, 1], "relu", "sigmoid")
     path = save_params(tmp_path / "m.npz", params)
     loaded = load_params(path, [2, 5, 1], dtype="float32")
     X = np.random.default_rng(0).standard_normal((50, 2)).astype("float32")
-    np.testing.assert_array_equal(predict(loaded, X, config), predict(params, X, config))
-
-
-def test_write_is_atomic(tmp_path, monkeypatch):
-    """A crash mid-write leaves the old file intact and no temporary file behind."""
-    params, _ = _model()
-    path = save_params(tmp_path / "m.npz", params)
-    before = path.read_bytes()
-
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt("power cut")
-
-    monkeypatch.setattr(os, "replace", crash)
-    other = init_mlp([2, 5, 1], seed=2, dtype="float32")
-    with pytest.raises(KeyboardInterrupt):
-        save_params(path, other)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
-
-
-def test_corrupt_and_mismatched_files_are_refused(tmp_path):
-    params, _ = _model()
-    path = save_params(tmp_path / "m.npz", params)
-    with pytest.raises(FileNotFoundError, match="no parameter file"):
-        load_params(tmp_path / "missing.npz", [2, 5, 1])
-    truncated = tmp_path / "t.npz"
-    truncated.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-    with pytest.raises(ValueError, match=r"not a readable \.npz file"):
-        load_params(truncated, [2, 5, 1])
-    with pytest.raises(ValueError, match=r"w0 has shape \(2, 5\), the model needs \(2, 4\)"):
-        load_params(path, [2, 4, 1])
-    with pytest.raises(ValueError, match=r"holds arrays \['b0', 'b1', 'w0', 'w1'\]"):
-        load_params(path, [2, 5, 3, 1])
-    with pytest.raises(ValueError, match="w0 has dtype float32, the model needs float64"):
-        load_params(path, [2, 5, 1], dtype="float64")
-    with pytest.raises(ValueError, match=r"path must end in \.npz"):
-        save_params(tmp_path / "m.txt", params)
-
-
-def test_progress_hook_is_called_per_epoch_on_numpy_and_at_the_end_on_jax(backend_name):
-    X, y = truth_table("xor")
-    calls = []
-    train_mlp(
-        [2, 3, 1], X, y, epochs=20, backend=backend_name, progress=lambda e, loss: calls.append(e)
-    )
-    assert calls == (list(range(1, 21)) if backend_name == "numpy" else [20])
+    np.testing.assert_array_equal(predict(loaded, X, net), predict(params, X, net))
 
 
 def test_progress_bar_only_on_a_terminal():

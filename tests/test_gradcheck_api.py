@@ -1,5 +1,6 @@
 """gradcheck / check_kernel as an API: errors that prevent false passes,
-untouched inputs, float32 mode, and the diagnosis of constant factors."""
+untouched inputs, float32 mode, the diagnosis of constant factors, and the
+third verdict, inconclusive, where finite differences cannot decide."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def quadratic():
 
 def test_correct_gradient_passes_and_reports_every_parameter():
     report = gradcheck(*quadratic())
-    assert report.ok and report.failing == []
+    assert report.ok and report.failing == [] and report.inconclusive == []
+    assert report.verdict == "pass" and report["w"].verdict == "pass" and report["w"].ok
     assert report["w"].shape == (2, 2) and report["w"].ratio == pytest.approx(1.0)
     assert report["w"].max_abs_error < 1e-8
     assert "gradient check passed" in str(report)
@@ -62,7 +64,7 @@ def test_constant_factor_errors_are_named(factor, words):
         return {"w": factor * g["w"], "b": g["b"]}
 
     report = gradcheck(loss_fn, scaled, params)
-    assert report.failing == ["w"]
+    assert report.failing == ["w"] and report.verdict == "fail" and report["w"].verdict == "fail"
     assert words in report["w"].diagnosis
 
 
@@ -171,3 +173,218 @@ def test_rounding_of_large_outputs_is_allowed_for_but_small_errors_still_fail():
         {"x": rng.standard_normal((5, 3)), "w": rng.standard_normal((3, 4))},
     )
     assert report.failing == ["w"] and "1.001 x numeric" in report["w"].diagnosis
+
+
+# --- inconclusive: what finite differences cannot resolve is never a pass -------
+
+
+def test_a_loss_offset_of_1e12_is_inconclusive_not_a_pass():
+    """Rounding of a loss of 1e12 swamps every difference a step of 1e-6 makes:
+    a grad_fn returning zeros used to pass. Now neither it nor the right one passes."""
+    loss_fn, grad_fn, params = quadratic()
+
+    def offset(p):
+        return loss_fn(p) + 1e12
+
+    for candidate in (lambda p: {k: np.zeros_like(v) for k, v in p.items()}, grad_fn):
+        report = gradcheck(offset, candidate, params)
+        assert report.verdict == "inconclusive" and not report.ok
+        assert report.inconclusive == ["w", "b"] and report.failing == []
+        assert report["w"].verdict == "inconclusive" and not report["w"].ok
+        assert report["w"].fd_error > 1e2  # larger than the gradient itself
+        assert "constant offset" in report["w"].diagnosis
+        text = str(report)
+        assert text.startswith("gradient check INCONCLUSIVE for w, b:")
+        assert "w: inconclusive - " in text and "passed" not in text.splitlines()[0]
+        with pytest.raises(AssertionError, match="INCONCLUSIVE"):
+            report.assert_ok()
+
+
+def test_parameters_of_1e10_are_inconclusive_even_for_twice_the_gradient():
+    """eps = 1e-6 is below the float spacing at 1e10 (~2e-6): x + eps rounds to x."""
+    params = {"w": np.array([1.3e10, -2.2e10, 0.7e10])}
+
+    def loss_fn(p):
+        return 0.5 * np.sum(p["w"] ** 2)
+
+    report = gradcheck(loss_fn, lambda p: {"w": 2 * p["w"]}, params)
+    assert report.verdict == "inconclusive" and report.inconclusive == ["w"]
+    assert "below the spacing of float64 numbers" in report["w"].diagnosis
+    assert "rescale w" in report["w"].diagnosis
+    # a larger step, as the report suggests, decides it: 2x is a resolvable mismatch
+    report = gradcheck(loss_fn, lambda p: {"w": 2 * p["w"]}, params, eps=1e3)
+    assert report.failing == ["w"] and "exactly 2x too large" in report["w"].diagnosis
+    gradcheck(loss_fn, lambda p: {"w": p["w"].copy()}, params, eps=1e3).assert_ok()
+
+
+def test_a_resolvable_mismatch_fails_even_next_to_an_unresolved_parameter():
+    """Per parameter: w's error is far beyond its finite-difference error, so it
+    fails with its diagnosis; b is unresolved. Overall: fail, naming both."""
+    params = {"w": np.array([0.5, -1.0, 2.0]), "b": np.array([1e10])}
+
+    def loss_fn(p):  # b of 1e10 cannot be moved by eps; the loss stays of order 1
+        return np.sum(p["w"] ** 2) + 1e-10 * np.sum(p["b"])
+
+    def grad_fn(p):
+        return {"w": -2 * p["w"], "b": np.full(1, 1e-10)}
+
+    report = gradcheck(loss_fn, grad_fn, params)
+    assert report.verdict == "fail" and report.failing == ["w"] and report.inconclusive == ["b"]
+    assert "sign flipped" in report["w"].diagnosis
+    text = str(report)
+    assert text.startswith("gradient check FAILED for w; INCONCLUSIVE for b")
+    rows = [line.split()[0] for line in text.splitlines()[2:4]]
+    assert rows == ["w", "b"]  # failing first, then inconclusive
+
+
+def test_a_loss_kernel_offset_by_1e12_is_inconclusive():
+    """check_kernel on a scalar output counts its rounding even when the
+    perturbation leaves it unchanged."""
+    K = get_backend("numpy")
+
+    def forward(yhat, y):
+        loss, cache = K.mse_forward(yhat, y)
+        return loss + 1e12, cache
+
+    rng = np.random.default_rng(0)
+    inputs = {"yhat": rng.standard_normal((4, 3)), "y": rng.standard_normal((4, 3))}
+    report = check_kernel(forward, K.mse_backward, inputs)
+    assert report.verdict == "inconclusive"
+    report = check_kernel(forward, lambda dout, cache: np.zeros((4, 3)), inputs)
+    assert report.verdict == "inconclusive"
+
+
+def test_a_sharply_curved_zero_gradient_is_resolved():
+    """BCE at its minimum p = y = 2^-9: D(eps) and D(2 eps) differ by 1e-8 from
+    the curvature, but the extrapolation is good to 1e-13; a third step shows it."""
+    K = get_backend("numpy")
+    p = np.array([[2.0**-9]])
+    report = check_kernel(K.bce_forward, K.bce_backward, {"p": p, "y": p.copy()})
+    assert report.verdict == "pass" and report["p"].fd_error > 5e-9
+    assert report["p"].resolution < 1e-3
+
+
+def test_a_pass_below_atol_or_with_coarse_resolution_says_so():
+    loss_fn, grad_fn, params = quadratic()
+    tiny = gradcheck(
+        lambda p: 1e-12 * loss_fn(p),
+        lambda p: {k: 1e-12 * v for k, v in grad_fn(p).items()},
+        params,
+    )
+    assert tiny.ok and "w passed on atol alone" in str(tiny)
+    # ...and the same check with a suitable atol looks at the gradient
+    assert "atol alone" not in str(
+        gradcheck(
+            lambda p: 1e-12 * loss_fn(p),
+            lambda p: {k: 1e-12 * v for k, v in grad_fn(p).items()},
+            params,
+            atol=1e-20,
+        )
+    )
+
+    def offset(p):
+        return loss_fn(p) + 1e6
+
+    coarse = gradcheck(offset, grad_fn, params)
+    assert coarse.ok and coarse["w"].resolution > 1e-4
+    assert "w passed, but its finite differences resolve the gradient only to" in str(coarse)
+
+
+# --- the check is taken where it says ---------------------------------------------
+
+
+def test_a_grad_fn_writing_into_its_input_raises_instead_of_moving_the_point():
+    """The functions get read-only views: before, this grad_fn moved w by 1 and
+    the differences were taken there, against a gradient from the old point."""
+    loss_fn, grad_fn, params = quadratic()
+    before = {k: v.copy() for k, v in params.items()}
+
+    def moving_grad_fn(p):
+        g = grad_fn(p)
+        p["w"] += 1.0  # a stray in-place update
+        return g
+
+    with pytest.raises(ValueError, match=r"grad_fn raised .*read-only.*copy it first"):
+        gradcheck(loss_fn, moving_grad_fn, params)
+
+    def moving_loss_fn(p):
+        p["b"][0] = 0.0
+        return loss_fn(p)
+
+    with pytest.raises(ValueError, match=r"loss_fn raised .*read-only"):
+        gradcheck(moving_loss_fn, grad_fn, params)
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k])
+
+
+def test_rebinding_a_name_in_the_params_dict_does_not_move_the_point():
+    """Each call gets a fresh dict: a grad_fn that replaces p["w"] (no in-place
+    write) leaves the point where loss_fn is differenced unchanged."""
+    loss_fn, grad_fn, params = quadratic()
+
+    def rebinding_grad_fn(p):
+        g = grad_fn(p)
+        p["w"] = p["w"] + 1.0
+        return g
+
+    gradcheck(loss_fn, rebinding_grad_fn, params).assert_ok()
+    # a grad_fn may still work on a copy of its input
+    gradcheck(loss_fn, lambda p: grad_fn({k: v.copy() for k, v in p.items()}), params).assert_ok()
+
+
+def test_kernels_get_read_only_inputs_cache_and_upstream_gradient():
+    K = get_backend("numpy")
+
+    def backward_scaling_dout_in_place(dout, cache):
+        dout *= 2.0  # would corrupt g, which weights the finite differences
+        return K.sigmoid_backward(dout, cache)
+
+    z = np.linspace(-3, 3, 8).reshape(2, 4)
+    with pytest.raises(ValueError, match=r"backward raised .*read-only"):
+        check_kernel(K.sigmoid_forward, backward_scaling_dout_in_place, {"z": z})
+
+    def forward_in_place(x):
+        np.maximum(x, 0, out=x)
+        return x, x
+
+    with pytest.raises(ValueError, match=r"forward raised .*read-only"):
+        check_kernel(forward_in_place, lambda dout, cache: dout, {"x": z})
+
+
+def test_the_step_actually_taken_divides_the_difference():
+    """Near |x| = 1e7 the float spacing is 2e-9: x +- 1e-6 is off by up to 1e-3 of
+    the step. Dividing by the nominal step failed a correct gradient (error 1e-4)."""
+    c = 1e7
+    params = {"w": np.array([c + 0.3, c - 0.7, c + 1.1])}
+    report = gradcheck(
+        lambda p: np.sum(np.sin(p["w"] - c)), lambda p: {"w": np.cos(p["w"] - c)}, params
+    )
+    report.assert_ok()
+    assert report["w"].max_rel_error < 1e-8
+
+
+# --- the report reads sensibly -----------------------------------------------------
+
+
+def test_an_all_zero_row_reads_as_zero_not_as_a_poor_fit():
+    """bce_with_logits at z = 50, y = 1: analytic exactly 0, numeric -4e-24."""
+    K = get_backend("numpy")
+    z, y = np.full((2, 3), 50.0), np.ones((2, 3))
+    report = check_kernel(K.bce_with_logits_forward, K.bce_with_logits_backward, {"z": z, "y": y})
+    assert report.ok and report["z"].ratio is None
+    row = str(report).splitlines()[2]
+    assert "poor fit" not in row and "-0 " not in row and " - " in row
+
+
+def test_float32_reports_print_no_junk_digits():
+    K = get_backend("numpy")
+    z = np.random.default_rng(0).standard_normal((3, 2))
+
+    def too_large(dout, cache):
+        return 1.5 * K.sigmoid_backward(dout, cache)
+
+    report = check_kernel(K.sigmoid_forward, too_large, {"z": z}, dtype="float32")
+    assert report.failing == ["z"]
+    assert report["z"].diagnosis == "off by a constant factor: analytic = 1.5 x numeric"
+    row = str(report).splitlines()[2].split()
+    assert all(len(cell.lstrip("-").replace(".", "")) <= 5 for cell in row[6:9])  # 4 digits

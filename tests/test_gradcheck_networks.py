@@ -13,8 +13,8 @@ import pytest
 
 from backprop.data import xor_data
 from backprop.gradcheck import gradcheck
-from backprop.mlp import Layer, init_mlp, make_config, mlp_loss_and_grads
-from backprop.xor import XorParams, init_xor_params, xor_forward, xor_gradients
+from backprop.nets import Layer, init_params, loss_and_grads, make_net
+from backprop.xor import XorParams, init_xor_params, xor_forward, xor_loss_and_grads
 from kernels import get_backend
 from tests.conftest import HAVE_JAX
 
@@ -25,12 +25,12 @@ def xor_problem(K, hidden=2, seed=0):
     X, y = xor_data("float64")
     params = init_xor_params(hidden, seed, "float64")._asdict()
 
-    def loss_fn(p):
-        y_pred, _ = xor_forward(K, XorParams(**p), X)
+    def loss_fn(p):  # BCE on the probabilities: independent of the logits form it checks
+        y_pred = K.sigmoid_forward(xor_forward(K, XorParams(**p), X)[0])[0]
         return K.bce_forward(y_pred, y)[0]
 
     def grad_fn(p):
-        return xor_gradients(K, XorParams(**p), X, y)[1]._asdict()
+        return xor_loss_and_grads(K, XorParams(**p), X, y)[1]._asdict()
 
     return loss_fn, grad_fn, params, X, y
 
@@ -42,26 +42,27 @@ def test_xor_network_gradients_are_right(K):
     assert list(report.params) == ["w1", "b1", "w2", "b2"]
 
 
-def _mlp_problem(K, sizes, hidden, output, loss, seed=0, n=16):
+def _mlp_problem(K, sizes, activation, output, alpha=0.0, seed=0, n=16):
     rng = np.random.default_rng(seed)
-    config = make_config(sizes, hidden, output, loss)
+    net = make_net(sizes, activation, output)
     X = rng.standard_normal((n, sizes[0]))
-    y = (
-        rng.integers(0, 2, (n, sizes[-1])).astype(float)
-        if loss == "bce"
-        else rng.standard_normal((n, sizes[-1]))
-    )
-    params = init_mlp(sizes, seed=seed, dtype="float64")
+    if output == "sigmoid":
+        y = rng.integers(0, 2, (n, sizes[-1])).astype(float)
+    elif output == "softmax":
+        y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)]
+    else:
+        y = rng.standard_normal((n, sizes[-1]))
+    params = init_params(sizes, seed=seed, dtype="float64")
     flat = {f"{k}{i}": getattr(layer, k) for i, layer in enumerate(params) for k in ("w", "b")}
 
     def unflat(p):
         return tuple(Layer(p[f"w{i}"], p[f"b{i}"]) for i in range(len(params)))
 
     def loss_fn(p):
-        return mlp_loss_and_grads(K, unflat(p), X, y, config)[0]
+        return loss_and_grads(K, unflat(p), X, y, net, l2=alpha / n)[0]
 
     def grad_fn(p):
-        grads = mlp_loss_and_grads(K, unflat(p), X, y, config)[2]
+        grads = loss_and_grads(K, unflat(p), X, y, net, l2=alpha / n)[2]
         return {f"{k}{i}": getattr(g, k) for i, g in enumerate(grads) for k in ("w", "b")}
 
     if K.name == "jax":  # one compiled call per evaluation instead of op-by-op dispatch
@@ -72,11 +73,14 @@ def _mlp_problem(K, sizes, hidden, output, loss, seed=0, n=16):
 
 
 MLPS = {
-    "2-64-32-16-1 sigmoid, bce": ([2, 64, 32, 16, 1], "sigmoid", "sigmoid", "bce"),
-    "2-5-1 relu, bce": ([2, 5, 1], "relu", "sigmoid", "bce"),
-    "3-8-6-2 mixed, mse": ([3, 8, 6, 2], ["relu", "sigmoid"], "identity", "mse"),
-    "4-32-1 wide identity+sigmoid, mse": ([4, 32, 1], "identity", "sigmoid", "mse"),
-    "2-1 single unit, mse": ([2, 1], [], "identity", "mse"),
+    "2-64-32-16-1 sigmoid, bce": ([2, 64, 32, 16, 1], "sigmoid", "sigmoid"),
+    "2-5-1 relu, bce": ([2, 5, 1], "relu", "sigmoid"),
+    "3-8-6-2 mixed, mse": ([3, 8, 6, 2], ["relu", "sigmoid"], "identity"),
+    "4-32-1 wide identity, mse": ([4, 32, 1], "identity", "identity"),
+    "2-1 single unit, mse": ([2, 1], [], "identity"),
+    "5-12-7-4 tanh/relu, softmax": ([5, 12, 7, 4], ["tanh", "relu"], "softmax"),
+    "6-9-3 tanh, softmax, L2": ([6, 9, 3], "tanh", "softmax", 0.3),
+    "3-4-2 sigmoid, two sigmoid outputs, L2": ([3, 4, 2], "sigmoid", "sigmoid", 1e-2),
 }
 
 
@@ -105,13 +109,12 @@ def test_mlp_gradients_match_jax_grad_and_numpy(name):
 
 
 def buggy_xor_gradients(K, params, X, y, bug):
-    """xor_gradients with one classic mistake planted (``bug`` names it)."""
-    y_pred, (c_mm1, c_b1, c_s1, c_mm2, c_b2, c_s2) = xor_forward(K, params, X)
-    _, c_loss = K.bce_forward(y_pred, y)
-    d_y_pred = K.bce_backward(1.0, c_loss)
+    """xor_loss_and_grads with one classic mistake planted (``bug`` names it)."""
+    l2, (c_mm1, c_b1, c_s1, c_mm2, c_b2) = xor_forward(K, params, X)
+    _, c_loss = K.bce_with_logits_forward(l2, y)
+    d_l2 = K.bce_with_logits_backward(1.0, c_loss)
     if bug == "sum_not_mean":  # the loss summed over rows, its gradient not divided by N
-        d_y_pred = d_y_pred * X.shape[0]
-    d_l2 = K.sigmoid_backward(d_y_pred, c_s2)
+        d_l2 = d_l2 * X.shape[0]
     d_l2_lin, d_b2 = K.add_bias_backward(d_l2, c_b2)
     d_a1, d_w2 = K.matmul_backward(d_l2_lin, c_mm2)
     if bug == "flipped_sign_w2":

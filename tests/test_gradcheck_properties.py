@@ -14,7 +14,7 @@ draws logits up to +-100.
 
 from __future__ import annotations
 
-import inspect
+import math
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backprop.gradcheck import check_kernel
-from kernels import get_backend
+from kernels import KERNELS, PAIRS, get_backend
 from tests.conftest import HAVE_JAX
 
 pytestmark = pytest.mark.gradcheck
@@ -36,67 +36,53 @@ def floats(lo, hi):
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
-def array(shape, lo=-10.0, hi=10.0):
-    return hnp.arrays(np.float64, shape, elements=floats(lo, hi))
+def off_points(lo, hi, points, margin):
+    """Floats in [lo, hi], each moved to ``margin`` from any of ``points`` it is closer to.
+
+    A map, not a filter: hypothesis draws 0 and its neighbours often, and a
+    filter would reject most draws.
+    """
+
+    def away(v):
+        for p in points:
+            if abs(v - p) < margin:
+                return p + math.copysign(margin, v - p if v != p else 1.0)
+        return v
+
+    return floats(lo, hi).map(away)
 
 
 @st.composite
-def matmul_inputs(draw):
-    n, d, m = draw(BATCH), draw(FEATURES), draw(FEATURES)
-    return {"x": draw(array((n, d))), "w": draw(array((d, m)))}
+def kernel_inputs(draw, spec, avoid_zero=False):
+    """Inputs for a registered kernel, drawn from its declared shapes and domains.
 
-
-@st.composite
-def bias_inputs(draw):
-    n, m = draw(BATCH), draw(FEATURES)
-    return {"x": draw(array((n, m))), "b": draw(array((m,)))}
-
-
-@st.composite
-def elementwise(draw, lo=-30.0, hi=30.0, off_kink=False):
-    shape = (draw(BATCH), draw(FEATURES))
-    # off the kink: |z| in [1e-3, hi], either sign
-    elements = off_zero(1e-3, hi) if off_kink else floats(lo, hi)
-    return {"z": draw(hnp.arrays(np.float64, shape, elements=elements))}
-
-
-def off_zero(lo, hi):
-    """Floats with lo <= |v| <= hi, either sign."""
-    return st.tuples(floats(lo, hi), st.booleans()).map(lambda t: t[0] if t[1] else -t[0])
-
-
-@st.composite
-def loss_inputs(draw, pred_name, lo, hi, labels="binary", avoid_zero=False):
-    shape = (draw(BATCH), draw(FEATURES))
-    elements = off_zero(1e-3, hi) if avoid_zero else floats(lo, hi)
-    pred = draw(hnp.arrays(np.float64, shape, elements=elements))
-    if labels == "binary":
-        y = draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0])))
-    elif labels == "soft":
-        y = draw(array(shape, 0.0, 1.0))
-    else:
-        y = draw(array(shape))
-    return {pred_name: pred, "y": y}
+    ``avoid_zero`` keeps real inputs off 0 exactly (see the jax.grad comparison).
+    """
+    shapes = spec.shapes(draw(BATCH), draw(FEATURES), draw(FEATURES))
+    out = {}
+    for name in spec.inputs:
+        dom, shape = spec.domain(name), shapes[name]
+        if dom.kind == "targets":
+            binary = draw(st.booleans())
+            elements = st.sampled_from([0.0, 1.0]) if binary else floats(0.0, 1.0)
+            out[name] = draw(hnp.arrays(np.float64, shape, elements=elements))
+        elif dom.kind == "onehot":
+            labels = draw(hnp.arrays(np.int64, shape[:-1], elements=st.integers(0, shape[-1] - 1)))
+            out[name] = np.eye(shape[-1])[labels]
+        elif dom.kind == "scale":
+            out[name] = draw(floats(dom.lo, dom.hi))
+        else:
+            points = (*dom.avoid, 0.0) if avoid_zero else dom.avoid
+            margin = dom.margin or 1e-3
+            elements = (
+                off_points(dom.lo, dom.hi, points, margin) if points else floats(dom.lo, dom.hi)
+            )
+            out[name] = draw(hnp.arrays(np.float64, shape, elements=elements))
+    return out
 
 
 def _as_tuple(result):
     return result if isinstance(result, tuple) else (result,)
-
-
-CASES = {
-    "matmul": matmul_inputs(),
-    "add_bias": bias_inputs(),
-    "sigmoid": elementwise(),
-    "relu": elementwise(off_kink=True),
-    "identity": elementwise(),
-    "bce": st.one_of(
-        loss_inputs("p", 1e-3, 1 - 1e-3), loss_inputs("p", 1e-3, 1 - 1e-3, labels="soft")
-    ),
-    "bce_with_logits": st.one_of(
-        loss_inputs("z", -100.0, 100.0), loss_inputs("z", -100.0, 100.0, labels="soft")
-    ),
-    "mse": loss_inputs("yhat", -10.0, 10.0, labels="real"),
-}
 
 
 def pair(backend, op):
@@ -120,24 +106,17 @@ def pair(backend, op):
 # 1/4 and (1/2 - y) / N. The hand-derived backward, which differentiates the
 # function rather than the formula, is right there
 # (test_hand_derived_gradients_at_zero).
-AUTODIFF_CASES = {
-    **CASES,
-    "sigmoid": elementwise(off_kink=True),
-    "bce_with_logits": st.one_of(
-        loss_inputs("z", -100.0, 100.0, avoid_zero=True),
-        loss_inputs("z", -100.0, 100.0, labels="soft", avoid_zero=True),
-    ),
-}
+AUTODIFF_KINKS_AT_ZERO = {"sigmoid", "bce_with_logits"}
 
 BACKENDS = ["numpy", pytest.param("jax", marks=pytest.mark.skipif(not HAVE_JAX, reason="no JAX"))]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("op", list(CASES))
+@pytest.mark.parametrize("op", PAIRS)
 def test_backward_matches_finite_differences(backend, op):
     forward, backward = pair(backend, op)
 
-    @given(inputs=CASES[op], seed=st.integers(0, 2**16))
+    @given(inputs=kernel_inputs(KERNELS[op]), seed=st.integers(0, 2**16))
     def check(inputs, seed):
         report = check_kernel(forward, backward, inputs, seed=seed)
         report.assert_ok()
@@ -146,7 +125,7 @@ def test_backward_matches_finite_differences(backend, op):
 
 
 @pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")
-@pytest.mark.parametrize("op", list(CASES))
+@pytest.mark.parametrize("op", PAIRS)
 def test_numpy_jax_and_jax_grad_agree(op):
     """Hand-derived NumPy and JAX backwards equal jax.grad of the JAX forward."""
     import jax
@@ -154,8 +133,8 @@ def test_numpy_jax_and_jax_grad_agree(op):
     Kn, Kj = get_backend("numpy"), get_backend("jax")
     forward_n, backward_n = getattr(Kn, f"{op}_forward"), getattr(Kn, f"{op}_backward")
     forward_j, backward_j = getattr(Kj, f"{op}_forward"), getattr(Kj, f"{op}_backward")
-    n_inputs = len(inspect.signature(forward_n).parameters)
-    k = 1 if op in ("bce", "bce_with_logits", "mse") else n_inputs
+    spec = KERNELS[op]
+    k = spec.grads
 
     @jax.jit
     def by_jax(g, *args):
@@ -169,7 +148,9 @@ def test_numpy_jax_and_jax_grad_agree(op):
 
         return jax.grad(scalar, argnums=tuple(range(k)))(*args[:k])
 
-    @given(inputs=AUTODIFF_CASES[op], seed=st.integers(0, 2**16))
+    strategy = kernel_inputs(spec, avoid_zero=op in AUTODIFF_KINKS_AT_ZERO)
+
+    @given(inputs=strategy, seed=st.integers(0, 2**16))
     def check(inputs, seed):
         args = list(inputs.values())
         out, cache = forward_n(*args)

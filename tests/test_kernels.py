@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from backprop.gradcheck import check_kernel
-from backprop.kernel_checks import KERNEL_PAIRS, kernel_cases
+from backprop.kernel_checks import kernel_cases
+from kernels import KERNELS, PAIRS
 
 RNG = np.random.default_rng(1234)
 DTYPES = ["float32", "float64"]
@@ -124,10 +125,10 @@ def test_bce_is_finite_at_zero_and_one(K, dtype):
     y = np.array([[0.0], [1.0], [1.0], [0.0]], dtype)
     loss, cache = K.bce_forward(p, y)
     dp = np.asarray(K.bce_backward(1.0, cache))
-    eps = np.finfo(dtype).eps
+    info = np.finfo(dtype)
     assert loss.dtype == dtype and dp.dtype == dtype
-    # Two rows right (loss ~ eps), two rows maximally wrong (-log eps each).
-    np.testing.assert_allclose(loss, -2 * math.log(eps) / 4, rtol=1e-5)
+    # Two rows right (loss ~ 0), two maximally wrong: p clipped to tiny and to 1 - eps/2.
+    np.testing.assert_allclose(loss, (-math.log(info.tiny) - math.log(info.epsneg)) / 4, rtol=1e-5)
     assert np.all(np.isfinite(dp))
     # Confidently wrong rows are pushed the right way: p=0 with y=1 up, p=1 with y=0 down.
     assert dp[2, 0] < 0 < dp[3, 0]
@@ -155,31 +156,34 @@ def test_backward_preserves_dtype(K, dtype):
     for fwd, bwd in [
         (K.sigmoid_forward, K.sigmoid_backward),
         (K.relu_forward, K.relu_backward),
+        (K.tanh_forward, K.tanh_backward),
         (K.identity_forward, K.identity_backward),
     ]:
         out, c = fwd(x)
         assert bwd(np.ones_like(out), c).dtype == dtype
     y = labels((4, 3), dtype)
-    for fwd, bwd, pred in [
-        (K.bce_forward, K.bce_backward, probs((4, 3), dtype)),
-        (K.bce_with_logits_forward, K.bce_with_logits_backward, x),
-        (K.mse_forward, K.mse_backward, x),
+    onehot = np.eye(3, dtype=dtype)[[0, 2, 1, 1]]
+    for fwd, bwd, pred, target in [
+        (K.bce_forward, K.bce_backward, probs((4, 3), dtype), y),
+        (K.bce_with_logits_forward, K.bce_with_logits_backward, x, y),
+        (K.softmax_cross_entropy_forward, K.softmax_cross_entropy_backward, x, onehot),
+        (K.mse_forward, K.mse_backward, x, y),
+        (K.l2_penalty_forward, K.l2_penalty_backward, x, 0.3),
     ]:
-        _, c = fwd(pred, y)
-        assert bwd(1.0, c).dtype == dtype
+        loss, c = fwd(pred, target)
+        assert loss.dtype == dtype and bwd(1.0, c).dtype == dtype
 
 
 # --- backward against central finite differences, float64 -------------------------
 
 
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("op", KERNEL_PAIRS)
+@pytest.mark.parametrize("op", PAIRS)
 def test_backward_matches_finite_differences(K, op):
     forward, backward, inputs = kernel_cases(K)[op]
     report = check_kernel(forward, backward, inputs)
     report.assert_ok()
-    n_grads = 1 if op in ("bce", "bce_with_logits", "mse") else len(inputs)
-    assert len(report.params) == n_grads
+    assert list(report.params) == list(KERNELS[op].inputs[: KERNELS[op].grads])
 
 
 @pytest.mark.gradcheck
@@ -285,3 +289,121 @@ def test_batched_matmul_and_bias_match_finite_differences(K):
     np.testing.assert_allclose(K.matmul_backward_weights(np.ones((3, 4, 5)), cache), dw)
     with pytest.raises(ValueError, match=r"b must have shape \(3, 5\)"):
         K.add_bias_forward(arr((3, 4, 5)), arr((5,)))
+
+
+# --- the kernels added for real data: tanh, softmax cross-entropy, L2, weights --------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_forward_and_its_derivative_from_the_output(K, dtype):
+    z = np.array([[-1e4, -3.0, 0.0, 0.5, 20.0, 1e4]], dtype)
+    t, cache = K.tanh_forward(z)
+    np.testing.assert_allclose(t, np.tanh(z.astype("float64")), rtol=1e-6)
+    np.testing.assert_array_equal(cache, t)  # the cache is the output
+    dz = K.tanh_backward(np.ones_like(z), cache)
+    np.testing.assert_allclose(dz, 1 - np.tanh(z.astype("float64")) ** 2, atol=1e-6)
+    assert t.dtype == dtype and dz.dtype == dtype
+
+
+def _log_softmax(z):
+    z = np.asarray(z, dtype=np.float64)
+    m = z.max(axis=1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_forward_and_gradient(K, dtype):
+    z = arr((5, 4), dtype, scale=3)
+    labels_ = np.array([0, 3, 1, 1, 2])
+    y = np.eye(4, dtype=dtype)[labels_]
+    loss, cache = K.softmax_cross_entropy_forward(z, y)
+    expected = -np.mean(_log_softmax(z)[np.arange(5), labels_])
+    np.testing.assert_allclose(loss, expected, rtol=1e-6 if dtype == "float32" else 1e-13)
+    dz = K.softmax_cross_entropy_backward(1.0, cache)
+    np.testing.assert_allclose(dz, (np.exp(_log_softmax(z)) - y) / 5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(dz).sum(axis=1), 0, atol=1e-7)  # rows of p - y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_is_finite_and_silent_for_logits_up_to_1e4(K, dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4], [0, 0, 1e4]], dtype)
+    y = np.eye(3, dtype=dtype)[[0, 1, 2, 0]]
+    loss, cache = K.softmax_cross_entropy_forward(z, y)
+    # rows: right and certain (0), a three-way tie (ln 3), wrong by 2e4 against a two-way
+    # tie (2e4 + ln 2), wrong by 1e4
+    expected = (0 + math.log(3) + 2e4 + math.log(2) + 1e4) / 4
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    dz = np.asarray(K.softmax_cross_entropy_backward(1.0, cache))
+    assert np.all(np.isfinite(dz)) and np.isfinite(loss)
+    np.testing.assert_allclose(np.asarray(K.softmax(z)).sum(axis=1), 1, rtol=1e-6)
+
+
+def test_weights_make_a_weighted_sum_and_padding_rows_change_nothing(K):
+    z, y = arr((6, 1), scale=2), labels((6, 1))
+    mean, _ = K.bce_with_logits_forward(z[:4], y[:4])
+    w = np.array([[0.25], [0.25], [0.25], [0.25], [0.0], [0.0]])
+    padded, cache = K.bce_with_logits_forward(z, y, w)
+    np.testing.assert_allclose(padded, mean, rtol=1e-14)
+    dz = np.asarray(K.bce_with_logits_backward(1.0, cache))
+    np.testing.assert_array_equal(dz[4:], 0)
+    np.testing.assert_allclose(
+        dz[:4], K.bce_with_logits_backward(1.0, K.bce_with_logits_forward(z[:4], y[:4])[1])
+    )
+    onehot = np.eye(3)[[0, 1, 2, 1, 0, 2]]
+    zz = arr((6, 3))
+    full, _ = K.softmax_cross_entropy_forward(zz[:4], onehot[:4])
+    part, _ = K.softmax_cross_entropy_forward(zz, onehot, np.array([0.25] * 4 + [0, 0]))
+    np.testing.assert_allclose(part, full, rtol=1e-14)
+    with pytest.raises(ValueError, match=r"weights must broadcast to .* \(6,\), got shape \(4,\)"):
+        K.softmax_cross_entropy_forward(zz, onehot, np.ones(4))
+
+
+def test_a_weighted_float32_sum_does_not_overflow_where_the_mean_fits(K):
+    z = np.full((4, 1), 2e38, np.float32)
+    loss, _ = K.bce_with_logits_forward(z, np.zeros((4, 1), np.float32))
+    assert np.isfinite(loss) and float(loss) == pytest.approx(2e38, rel=1e-6)
+
+
+def test_bce_keeps_a_tiny_probability_s_true_loss_in_float32(K):
+    loss, _ = K.bce_forward(np.array([[1e-12]], np.float32), np.array([[1.0]], np.float32))
+    assert float(loss) == pytest.approx(-math.log(1e-12), rel=1e-6)  # 27.63, not a clipped 15.9
+
+
+def test_l2_penalty_forward_and_backward(K):
+    w = arr((3, 4))
+    loss, cache = K.l2_penalty_forward(w, 0.5)
+    np.testing.assert_allclose(loss, 0.25 * np.sum(w**2), rtol=1e-14)
+    np.testing.assert_allclose(K.l2_penalty_backward(2.0, cache), 2.0 * 0.5 * w, rtol=1e-14)
+    with pytest.raises(ValueError, match=r"scale must hold values >= 0.0, got values in \[-1.0"):
+        K.l2_penalty_forward(w, -1.0)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "pred", "target", "message"),
+    [
+        (
+            "bce_forward",
+            [[0.5]],
+            [[2.0]],
+            r"y must hold values in \[0.0, 1.0\], got values in \[2.0",
+        ),
+        ("bce_forward", [[1.5]], [[1.0]], r"p must hold values in \[0.0, 1.0\]"),
+        ("bce_with_logits_forward", [[0.5]], [[-1.0]], r"y must hold values in \[0.0, 1.0\]"),
+        ("softmax_cross_entropy_forward", [[0.5, 1]], [[-1.0, 2.0]], r"y must hold values >= 0"),
+    ],
+)
+def test_targets_outside_the_loss_s_domain_are_refused(K, kernel, pred, target, message):
+    with pytest.raises(ValueError, match=message):
+        getattr(K, kernel)(np.array(pred), np.array(target))
+
+
+def test_the_registry_declares_every_bound_function_once():
+    from kernels import FUNCTIONS, KERNEL_NAMES, get_spec
+
+    assert len(set(KERNEL_NAMES)) == len(KERNEL_NAMES) == len(FUNCTIONS)
+    for name, spec in KERNELS.items():
+        assert spec.forward.__name__ == f"{name}_forward"
+        assert spec.backward is None or spec.backward.__name__ == f"{name}_backward"
+        assert set(spec.shapes(2, 3, 4)) == set(spec.inputs)
+    with pytest.raises(ValueError, match=r"unknown kernel 'softmaxx'; kernels: matmul, add_bias"):
+        get_spec("softmaxx")

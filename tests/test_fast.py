@@ -1,0 +1,149 @@
+"""Every fast path held to the derivation it transcribes (backprop.fast.TRANSCRIPTIONS).
+
+For each transcription, on each backend it runs on, in float32 and float64:
+the loss and every gradient equal the source's on random parameters and on
+saturated ones (an output logit of +-40, hidden units pinned at 0 or 1,
+weights of 30), and whole training runs follow the source's step by step.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from backprop.data import xor_data
+from backprop.fast import TRANSCRIPTIONS
+from backprop.xor import XorParams, init_xor_params, xor_loss_and_grads, xor_step
+from kernels import get_backend
+from tests.conftest import HAVE_JAX
+
+XOR_PATHS = [t for t in TRANSCRIPTIONS if t.source == "backprop.xor.xor_loss_and_grads"]
+TOLERANCE = {"float64": 1e-12, "float32": 2e-6}
+
+
+def _cases(dtype):
+    """Random and saturated parameters for a 2-H-1 network."""
+    cases = {f"random seed {s}, H={h}": init_xor_params(h, s, dtype) for s, h in [(0, 2), (5, 3)]}
+    saturated = {
+        "output logit +40 (the issue's b2 = 40)": ([[1, -1], [1, -1]], [0, 0], [[1], [1]], [40]),
+        "output logit -40": ([[1, -1], [1, -1]], [0, 0], [[1], [1]], [-40]),
+        "hidden units pinned at 0 and 1": ([[30, -30], [30, -30]], [5, -5], [[2], [-3]], [0.5]),
+        "large weights everywhere": ([[30, 25], [-28, 31]], [-3, 2], [[-30], [29]], [1]),
+    }
+    for name, arrays in saturated.items():
+        cases[name] = XorParams(*(np.asarray(a, dtype) for a in arrays))
+    return cases
+
+
+NEEDS_JAX = pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")
+XOR_CASES = [
+    pytest.param(
+        t,
+        backend,
+        id=f"{t.module.rsplit('.', 1)[1]}-{backend}",
+        marks=[NEEDS_JAX] if backend == "jax" else [],
+    )
+    for t in XOR_PATHS
+    for backend in t.backends
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("transcription", "backend"), XOR_CASES)
+def test_xor_transcription_gives_the_source_s_loss_and_every_gradient(
+    transcription, backend, dtype
+):
+    fast = importlib.import_module(transcription.module)
+    X, y = xor_data(dtype)
+    K_ref, K = get_backend("numpy"), get_backend(backend)
+    tol = TOLERANCE[dtype]
+    for name, params in _cases(dtype).items():
+        with np.errstate(over="ignore"):
+            cost, grads = xor_loss_and_grads(K_ref, params, X, y)
+            fast_cost, fast_grads = fast.loss_and_grads(K, params, X, y)
+        np.testing.assert_allclose(fast_cost, cost, rtol=tol, err_msg=f"{name}: cost")
+        for field in XorParams._fields:
+            ref = np.asarray(getattr(grads, field))
+            got = np.asarray(getattr(fast_grads, field))
+            assert got.shape == ref.shape and got.dtype == ref.dtype, (name, field)
+            scale = max(float(np.abs(ref).max()), 1e-30)
+            np.testing.assert_allclose(
+                got, ref, rtol=tol, atol=tol * scale, err_msg=f"{name}: d{field}"
+            )
+
+
+def test_the_saturated_example_has_its_true_cost_and_a_gradient_that_learns():
+    """b2 = 40: the first cost is the exact 20.5, and the gradient of b2 is not 0."""
+    X, y = xor_data("float32")
+    params = _cases("float32")["output logit +40 (the issue's b2 = 40)"]
+    cost, grads = xor_loss_and_grads(get_backend("numpy"), params, X, y)
+    assert float(cost) == pytest.approx(20.5, rel=1e-6)
+    # sigma(l2) = 1 on every row: db2 = mean(1 - y) = (1 + 0 + 0 + 1) / 4
+    assert float(grads.b2[0]) == pytest.approx(0.5, rel=1e-6)
+
+
+STACKED_CASES = [c for c in XOR_CASES if c.values[0].module == "backprop.fast.xor_nets"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("transcription", "backend"), STACKED_CASES)
+def test_many_networks_at_once_each_match_the_source(transcription, backend, dtype):
+    from backprop.many import init_xor_many
+
+    fast = importlib.import_module(transcription.module)
+    X, y = xor_data(dtype)
+    stacked = init_xor_many(7, hidden=3, seed=4, dtype=dtype)
+    stacked = stacked._replace(w1=stacked.w1 * np.arange(1, 8, dtype=dtype)[:, None, None] * 4)
+    costs, grads = fast.loss_and_grads(get_backend(backend), stacked, X, y)
+    assert costs.shape == (7,)
+    for i in range(7):
+        one = XorParams(*(a[i] for a in stacked))
+        with np.errstate(over="ignore"):
+            cost, ref = xor_loss_and_grads(get_backend("numpy"), one, X, y)
+        np.testing.assert_allclose(costs[i], cost, rtol=TOLERANCE[dtype])
+        for field in XorParams._fields:
+            np.testing.assert_allclose(
+                getattr(grads, field)[i],
+                getattr(ref, field),
+                rtol=TOLERANCE[dtype],
+                atol=TOLERANCE[dtype] * 1e-2,
+            )
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [("float64", 1e-10), ("float32", 2e-3)])
+def test_training_runs_follow_the_reference_step_by_step(backend_name, dtype, rtol):
+    """train_xor_manual (a transcription on either backend) against xor_step in a loop."""
+    from backprop import train_xor_manual
+
+    K = get_backend("numpy")
+    X, y = xor_data(dtype)
+    init = init_xor_params(2, 3, dtype)
+    epochs, every = 1500, 250
+    p, ref_costs = init, []
+    for i in range(epochs):
+        p, cost = xor_step(K, p, X, y, 0.7)
+        if i % every == 0:
+            ref_costs.append(cost)
+    final, _ = xor_loss_and_grads(K, p, X, y)
+    r = train_xor_manual(
+        backend=backend_name, init=init, epochs=epochs, lr=0.7, dtype=dtype, log_every=every
+    )
+    np.testing.assert_allclose(r.costs, [*ref_costs, final], rtol=rtol)
+    for field in XorParams._fields:
+        np.testing.assert_allclose(getattr(r, field), getattr(p, field), rtol=rtol, atol=rtol)
+
+
+def test_every_transcription_names_a_source_and_exposes_its_signature():
+    import inspect
+
+    for t in TRANSCRIPTIONS:
+        module = importlib.import_module(t.module)
+        source_module, source_name = t.source.rsplit(".", 1)
+        source = getattr(importlib.import_module(source_module), source_name)
+        fast = module.loss_and_grads
+        assert (
+            list(inspect.signature(fast).parameters)[:4]
+            == list(inspect.signature(source).parameters)[:4]
+        ), t.module

@@ -9,7 +9,8 @@ One training step, on either backend::
 
 An epoch runs the batches of one pass over the rows (reshuffled every epoch
 from the run's seed unless ``shuffle=False``); a short last batch is a step
-of its own, as in scikit-learn. NumPy runs the epochs in a Python loop. JAX
+of its own, as in scikit-learn. NumPy runs the epochs in a Python loop of the in-place transcription
+:mod:`backprop.fast.mlp_inplace` (tested against the step above). JAX
 compiles the whole multi-epoch run, minibatches, validation and early
 stopping included, into one ``lax.while_loop``; its minibatches have a fixed
 shape, so a short last batch is padded with rows of weight 0, which change
@@ -502,9 +503,11 @@ def _run_numpy(
     orders: np.ndarray | None,
     progress: Callable[[int, float], None] | None,
 ) -> tuple[Any, ...]:
+    from backprop.fast.mlp_inplace import InPlaceMLP
+
     K = get_backend("numpy")
-    net, opt, E = plan.net, plan.opt, plan.epochs
-    state = optim.init_state(opt, params, np)
+    net, E = plan.net, plan.epochs
+    step = InPlaceMLP(net, params, plan.opt, plan.batch_size, X.dtype)
     hist = _empty_history(plan, X.dtype)
     stopper = _Stopper(plan) if plan.monitor else None
     best, stop_epoch = params, E
@@ -521,17 +524,16 @@ def _run_numpy(
                 else:
                     idx = orders[e, start : start + n_b]
                     Xb, Yb = X[idx], Y[idx]
-                l2 = plan.alpha / n_b if plan.alpha else 0.0
-                loss, z, grads = nets.loss_and_grads(K, params, Xb, Yb, net, l2=l2)
-                params, state = optim.update(opt, params, grads, state, np)
-                total += float(loss) * n_b
+                loss, z = step.loss_and_grads(Xb, Yb, plan.alpha / n_b if plan.alpha else 0.0)
+                total += loss * n_b
                 correct += float(nets.correct(np, z, Yb, net).sum())
-                norms += [np.sqrt(np.sum(g.w * g.w)) for g in grads]
+                norms += step.grad_norms()
+                step.update()
             hist["loss"][e] = total / plan.n_rows
             hist["accuracy"][e] = correct / plan.n_rows
             hist["grad_norms"][e] = norms / len(rows)
             if val is not None:
-                vl, va = _evaluate(K, np, params, *val, net)
+                vl, va = _evaluate(K, np, step.W_and_b(), *val, net)
                 hist["val_loss"][e], hist["val_accuracy"][e] = vl, va
             if progress is not None:
                 progress(e + 1, float(hist["loss"][e]))
@@ -547,15 +549,14 @@ def _run_numpy(
                 )
                 improved, stop = stopper.update(e, q)
                 if improved and plan.restores_best:
-                    best = params
+                    best = step.params()
                 if stop:
                     stop_epoch = e + 1
                     break
     train_time = time.perf_counter() - t0
     hist = {key: value[:stop_epoch] for key, value in hist.items()}
     best_epoch = stopper.best_epoch if stopper is not None else None
-    if plan.restores_best and best_epoch is not None:
-        params = best
+    params = best if plan.restores_best and best_epoch is not None else step.params()
     return params, hist, stop_epoch, best_epoch, train_time, 0.0
 
 

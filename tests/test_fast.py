@@ -147,3 +147,89 @@ def test_every_transcription_names_a_source_and_exposes_its_signature():
             list(inspect.signature(fast).parameters)[:4]
             == list(inspect.signature(source).parameters)[:4]
         ), t.module
+
+
+# --- the general network's in-place NumPy step ------------------------------------------
+
+MLP_NETS = {
+    "sigmoid hidden, sigmoid head": ([5, 7, 1], "sigmoid", "sigmoid"),
+    "relu and tanh, softmax head": ([5, 9, 6, 4], ["relu", "tanh"], "softmax"),
+    "identity hidden, identity head, two outputs": ([5, 4, 2], "identity", "identity"),
+    "no hidden layer, softmax": ([5, 3], [], "softmax"),
+    "tanh, one-unit layer below the head": ([5, 8, 1, 3], ["tanh", "sigmoid"], "softmax"),
+}
+
+
+def _mlp_case(sizes, output, dtype, saturated, seed=0):
+    from backprop.nets import init_params
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((11, sizes[0])).astype(dtype)
+    if output == "softmax":
+        Y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], 11)]
+    elif output == "sigmoid":
+        Y = rng.integers(0, 2, (11, sizes[-1])).astype(dtype)
+    else:
+        Y = rng.standard_normal((11, sizes[-1])).astype(dtype)
+    params = init_params(sizes, seed=seed, dtype=dtype)
+    if saturated:  # hidden units pinned at their limits, output logits of +-40
+        params = tuple(type(p)(p.w * 30, p.b * 30) for p in params)
+    return params, X, Y
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("saturated", [False, True], ids=["random", "saturated"])
+@pytest.mark.parametrize("l2", [0.0, 0.05], ids=["no penalty", "L2"])
+@pytest.mark.parametrize("name", list(MLP_NETS))
+def test_mlp_transcription_gives_the_source_s_loss_and_every_gradient(name, l2, saturated, dtype):
+    from backprop.fast import mlp_inplace
+    from backprop.nets import loss_and_grads, make_net
+
+    sizes, activation, output = MLP_NETS[name]
+    net = make_net(sizes, activation, output)
+    params, X, Y = _mlp_case(sizes, output, dtype, saturated)
+    K = get_backend("numpy")
+    with np.errstate(over="ignore"):
+        loss, z, grads = loss_and_grads(K, params, X, Y, net, l2=l2)
+        fast_loss, fast_z, fast_grads = mlp_inplace.loss_and_grads(K, params, X, Y, net, l2=l2)
+    tol = TOLERANCE[dtype] * (50 if saturated else 1)
+    np.testing.assert_allclose(fast_loss, loss, rtol=tol)
+    np.testing.assert_allclose(fast_z, z, rtol=tol, atol=tol)
+    for i, (g, f) in enumerate(zip(grads, fast_grads, strict=True)):
+        for part in ("w", "b"):
+            ref, got = getattr(g, part), getattr(f, part)
+            assert got.dtype == ref.dtype
+            scale = max(float(np.abs(ref).max()), 1e-30)
+            np.testing.assert_allclose(
+                got, ref, rtol=tol, atol=tol * scale, err_msg=f"layer {i} d{part}"
+            )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"name": "sgd", "lr": 0.3},
+        {"name": "momentum", "lr": 0.1, "momentum": 0.8},
+        {"name": "momentum", "lr": 0.1, "momentum": 0.8, "nesterov": True},
+        {"name": "adam", "lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6},
+    ],
+    ids=["sgd", "momentum", "nesterov", "adam"],
+)
+def test_in_place_optimizer_steps_are_the_written_out_updates(settings):
+    from backprop import optim
+    from backprop.fast.mlp_inplace import InPlaceMLP
+    from backprop.nets import loss_and_grads, make_net
+
+    net = make_net([5, 9, 6, 4], ["relu", "tanh"], "softmax")
+    params, X, Y = _mlp_case(net.sizes, "softmax", "float64", saturated=False)
+    opt = optim.Optimizer(**settings)
+    step = InPlaceMLP(net, params, opt, X.shape[0], "float64")
+    K, ref, state = get_backend("numpy"), params, optim.init_state(opt, params, np)
+    for _ in range(4):
+        _, _, grads = loss_and_grads(K, ref, X, Y, net, l2=0.01)
+        ref, state = optim.update(opt, ref, grads, state, np)
+        step.loss_and_grads(X, Y, 0.01)
+        step.update()
+    for a, b in zip(step.params(), ref, strict=True):
+        np.testing.assert_allclose(a.w, b.w, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(a.b, b.b, rtol=1e-13, atol=1e-15)

@@ -195,7 +195,7 @@ def test_a_loss_offset_of_1e12_is_inconclusive_not_a_pass():
         assert "constant offset" in report["w"].diagnosis
         text = str(report)
         assert text.startswith("gradient check INCONCLUSIVE for w, b:")
-        assert "w: inconclusive - " in text and "passed" not in text.splitlines()[0]
+        assert "\nw: inconclusive: at w[" in text and "passed" not in text.splitlines()[0]
         with pytest.raises(AssertionError, match="INCONCLUSIVE"):
             report.assert_ok()
 
@@ -285,9 +285,11 @@ def test_a_pass_below_atol_or_with_coarse_resolution_says_so():
     def offset(p):
         return loss_fn(p) + 1e6
 
-    coarse = gradcheck(offset, grad_fn, params)
-    assert coarse.ok and coarse["w"].resolution > 1e-4
-    assert "w passed, but its finite differences resolve the gradient only to" in str(coarse)
+    coarse = gradcheck(offset, grad_fn, params)  # the loss rounds to ~2e-10 of 1e6
+    assert coarse.ok and coarse["b"].fd_error > 1e-3
+    text = str(coarse)
+    assert "b passed, but its finite differences are good only to 1.8e-03 against" in text
+    assert "w passed" not in text  # w's gradient reaches 12: 1.8e-3 is < 1e-3 of it
 
 
 # --- the check is taken where it says ---------------------------------------------

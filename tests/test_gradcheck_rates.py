@@ -14,6 +14,7 @@ own models, so that a bug can be planted anywhere in the backward pass.
 from __future__ import annotations
 
 import collections
+import itertools
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def network(seed, *, offset=0.0, bug=None, square=False):
         else rng.standard_normal((16, sizes[-1]))
     )
     params = {}
-    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (d_in, d_out) in enumerate(itertools.pairwise(sizes)):
         params[f"w{i}"] = rng.standard_normal((d_in, d_out)) / np.sqrt(d_in)
         params[f"b{i}"] = 0.1 * rng.standard_normal(d_out)
     n_layers = len(sizes) - 1

@@ -39,4 +39,10 @@ TRANSCRIPTIONS = (
         "train_xor_manual on JAX and train_xor_many on both: unrolled over the rows, "
         "networks on the last axis",
     ),
+    Transcription(
+        "backprop.fast.mlp_inplace",
+        "backprop.nets.loss_and_grads",
+        ("numpy",),
+        "train_mlp on NumPy: flat parameters, buffers allocated once, optimizer in place",
+    ),
 )

@@ -157,9 +157,7 @@ def place_data(
     return (params, assemble(X), assemble(Y), *rest)
 
 
-def initialize(
-    coordinator: str, num_processes: int, process_id: int, timeout: int = 60
-) -> None:
+def initialize(coordinator: str, num_processes: int, process_id: int, timeout: int = 60) -> None:
     """Join this process to a multi-process JAX run (``jax.distributed.initialize``).
 
     Parameters

@@ -436,9 +436,10 @@ def gradcheck(
     if not isinstance(params, Mapping) or not params:
         raise ValueError(f"params must be a non-empty mapping of name -> array, got {params!r}")
     work = {name: np.array(value, dtype=dtype) for name, value in params.items()}
-    # Views of the working arrays: they follow every perturbation for free
-    # (a copy per call would cost ~1 us per array in the loop), and a write
-    # through them raises instead of moving the point.
+    # Read-only views of the working arrays follow every perturbation for
+    # free, and a write through them raises instead of moving the point.
+    # Fresh copies per call would also keep the point, but silently, and cost
+    # ~7 us a call on a 2-64-32-16-1 network (8 arrays) against a ~95 us loss.
     views = {name: _read_only(x) for name, x in work.items()}
 
     with _float64_jax(dtype):

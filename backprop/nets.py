@@ -125,9 +125,7 @@ def make_net(
     sizes = tuple(check_positive_int("each entry of sizes", s) for s in sizes)
     n_hidden = len(sizes) - 2
     if isinstance(activation, str) and activation not in ACTIVATIONS:  # used or not
-        raise ValueError(
-            f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
-        )
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     acts = (activation,) * n_hidden if isinstance(activation, str) else tuple(activation)
     if len(acts) != n_hidden:
         raise ValueError(

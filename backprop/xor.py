@@ -17,8 +17,8 @@ updates, written out. No autodiff anywhere.
 
 :func:`backprop.train_xor_manual` (in :mod:`backprop.xor_train`) runs this
 derivation fast: NumPy through :mod:`backprop.fast.xor_inplace` (in place, in
-buffers allocated once), JAX through :mod:`backprop.fast.xor_nets` (unrolled
-over the rows, the whole loop one compiled computation). Both are
+buffers allocated once), JAX through :mod:`backprop.fast.xor_single` (whole
+arrays, the whole loop one compiled computation). Both are
 transcriptions of :func:`xor_loss_and_grads`, held to it by
 ``tests/test_fast.py`` on random and saturated inputs.
 """

@@ -1,287 +1,379 @@
-"""Run every comparison in one process and print a Markdown report.
+"""Render pytest-benchmark JSON into the README's benchmark tables.
 
-    python bench/report.py            # full report (a few minutes on 2 cores)
-    python bench/report.py --quick    # fewer repeats and steps, for a smoke run
+    python bench/report.py --run 3                # run the suite 3 times, print Markdown
+    python bench/report.py run1.json run2.json    # render saved runs
+    python bench/report.py --run 3 --readme       # ... and replace the README's section
 
-Times are medians over repeats, measured side by side in this one process,
-the rows of a table taking their repeats in turns (so a slow spell of a
-shared machine slows them all); ratios between rows are what to compare
-across machines. JAX is given one
-CPU device per core (XLA_FLAGS, set below before JAX is imported) so that
-train_xor_many can use both cores; every other JAX workload runs on one
-device.
+pytest-benchmark measures (``pytest bench --benchmark-only``); this script
+only reads its JSON. With several runs every figure is the median of the
+runs' medians and every ratio is given as the median and the range over the
+runs: this machine's speed drifts by up to 1.5x within minutes, and a ratio
+taken within one run, where both sides saw the same spell, is what holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
 import statistics
+import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count() or 1}")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import workloads as W
-
-SETTLE = 0.1
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- benchmark report: start -->", "<!-- benchmark report: end -->"
 
 
-def interleaved_medians(
-    runs: dict[str, Callable[[], object]], repeats: int, min_time: float = 0.05
-) -> dict[str, float]:
-    """Median seconds per call of each run, its repeats taken in turns with the others'.
-
-    Each repeat calls a run enough times to last ``min_time``. Round after
-    round every run gets one repeat, so a slow spell of a shared machine
-    falls on all of them alike and the ratios between them hold. Before each
-    repeat the process sleeps ``SETTLE`` seconds: the thread pools of OpenBLAS
-    and PyTorch spin for a while after their last call, and a run that starts
-    while the previous library's threads still hold the cores measured up to
-    1.6x slower. An untimed repeat follows the pause (after an idle pause the
-    clock and caches are cold: the XOR loop measured 1.5x slower without it).
-    """
-    numbers = {}
-    for name, run in runs.items():
-        t0 = time.perf_counter()
-        run()
-        numbers[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-9)))
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            time.sleep(SETTLE)
-            for _ in range(numbers[name]):  # untimed: caches and clocks back up
-                run()
-            t0 = time.perf_counter()
-            for _ in range(numbers[name]):
-                run()
-            samples[name].append((time.perf_counter() - t0) / numbers[name])
-    return {name: statistics.median(values) for name, values in samples.items()}
+def load(paths: list[Path]) -> list[dict]:
+    return [json.loads(p.read_text()) for p in paths]
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def per_unit(run: dict, **match: object) -> dict[str, float]:
+    """row -> median seconds per unit, for the benchmarks whose extra_info matches."""
+    out = {}
+    for b in run["benchmarks"]:
+        info = b["extra_info"]
+        if all(info.get(k) == v for k, v in match.items()):
+            out[info["row"]] = b["stats"]["median"] / info["per"]
+    return out
 
 
-def fmt(seconds: float, unit: str) -> str:
+def fmt(seconds: float | None, unit: str) -> str:
+    if seconds is None:
+        return "-"
     scale = {"ns": 1e9, "us": 1e6, "ms": 1e3, "s": 1.0}[unit]
     return f"{seconds * scale:.3g} {unit}"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
-    args = parser.parse_args()
-    repeats = 3 if args.quick else 7
-    xor_steps = 1_000 if args.quick else 10_000
-    many_steps = 200 if args.quick else 1_000
-    have_jax, have_torch = W.have("jax"), W.have("torch")
+def spread(values: list[float]) -> str:
+    """Median (range) of a ratio over runs, or the one value."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
-    import numpy as np
 
-    lines = ["# backprop benchmark report", ""]
-    threads = os.cpu_count()
-    versions = [f"numpy {np.__version__}"]
-    if have_jax:
-        import jax
+def verdict(values: list[float], target: float) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "not measured"
+    median = statistics.median(values)
+    if min(values) >= target:
+        return f"met (target >= {target:g})"
+    if median >= target:
+        return f"met in the median, not in every run (target >= {target:g})"
+    return f"**missed** (target >= {target:g})"
 
-        versions.append(f"jax {jax.__version__} ({len(jax.devices())} CPU devices)")
-    if have_torch:
-        import torch
 
-        versions.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    lines += [
-        f"Machine: {cpu_name()}, {threads} logical CPUs, Python {platform.python_version()}; "
-        + ", ".join(versions)
-        + ".",
-        f"Medians of {repeats} repeats ({2 * repeats + 1} of at least 0.2 s for the large "
-        "step), taken in turns within each table, float32. Command: `python bench/report.py"
-        + (" --quick`" if args.quick else "`")
-        + ".",
+def table(
+    runs: list[dict], match: dict, unit: str, order: list[str] | None = None
+) -> tuple[list[str], dict[str, float]]:
+    """A two-column table of rows (median over runs) and the medians themselves."""
+    rows: dict[str, list[float]] = {}
+    for run in runs:
+        for row, t in per_unit(run, **match).items():
+            rows.setdefault(row, []).append(t)
+    names = order or list(rows)
+    medians = {r: statistics.median(rows[r]) for r in names if r in rows}
+    lines = [f"| workload | time per {unit_name(match)} |", "|---|---|"]
+    lines += [f"| {r} | {fmt(medians[r], unit)} |" for r in names if r in medians]
+    return lines, medians
+
+
+def unit_name(match: dict) -> str:
+    return {
+        "xor": "epoch",
+        "many": "network-epoch",
+        "mlp": "epoch",
+        "large": "step",
+        "scaling": "step",
+    }.get(str(match.get("table")), "call")
+
+
+def ratio_per_run(runs: list[dict], match: dict, num: Callable, den: Callable) -> list[float]:
+    """num(rows) / den(rows) within each run."""
+    out = []
+    for run in runs:
+        rows = per_unit(run, **match)
+        try:
+            out.append(num(rows) / den(rows))
+        except (KeyError, ValueError, ZeroDivisionError):
+            continue
+    return out
+
+
+def best_of(prefix: str) -> Callable[[dict[str, float]], float]:
+    return lambda rows: min(t for r, t in rows.items() if r.startswith(prefix))
+
+
+def machine(runs: list[dict]) -> str:
+    m = runs[0]["machine_info"]
+    info = m.get("backprop", {})
+    blas = ", ".join(
+        f"{p.get('internal_api')} {p.get('num_threads')} threads ({p.get('architecture')})"
+        for p in info.get("blas", [])
+    )
+    env = info.get("blas_env") or {}
+    versions = ", ".join(
+        f"{k} {info[k]}" for k in ("numpy", "jax", "torch", "sklearn") if k in info
+    )
+    return (
+        f"Machine: {m.get('cpu', {}).get('brand_raw', m.get('processor', '?'))}, "
+        f"{m.get('cpu', {}).get('count', os.cpu_count())} logical CPUs, Python "
+        f"{info.get('python', m.get('python_version'))}; {versions}; JAX with "
+        f"{info.get('jax_devices', '-')} CPU devices; torch {info.get('torch_threads', '-')} "
+        f"threads; BLAS: {blas or '?'}{'; ' + str(env) if env else ''}. "
+        f"{len(runs)} run(s) of `pytest bench --benchmark-only`; figures are medians, "
+        "ratios the median (range) over runs, each taken within one run."
+    )
+
+
+def render(runs: list[dict], equality: dict | None) -> str:
+    out = ["## Benchmark report", "", machine(runs), ""]
+    targets: list[str] = []
+
+    # XOR
+    lines, med = table(runs, {"table": "xor"}, "us")
+    out += ["### XOR 2-2-1, 10,000 full-batch epochs (float32)", "", *lines, ""]
+    torch_ratio = ratio_per_run(
+        runs,
+        {"table": "xor"},
+        lambda r: r["PyTorch eager (the notes' loop, 1 thread)"],
+        lambda r: r["NumPy train_xor_manual (in place)"],
+    )
+    grad_ratio = ratio_per_run(
+        runs,
+        {"table": "xor"},
+        best_of("jax.grad peer"),
+        lambda r: r["JAX train_xor_manual (compiled)"],
+    )
+    targets.append(
+        f"| PyTorch eager / NumPy train_xor_manual | {spread(torch_ratio)} | "
+        f"{verdict(torch_ratio, 10)} |"
+    )
+    targets.append(
+        f"| best jax.grad peer / JAX train_xor_manual | {spread(grad_ratio)} | "
+        f"{verdict(grad_ratio, 1.3)} |"
+    )
+
+    # many networks
+    many_rows = []
+    for n in (1_000, 10_000):
+        for devices in (1, 2):
+            match = {"table": "many", "n": n, "devices": devices}
+            _, med = table(runs, match, "ns")
+            ours = med.get("train_xor_many (JAX)")
+            peers = [t for r, t in med.items() if r.startswith("jit(vmap)")]
+            numpy_t = med.get("train_xor_many (NumPy)") if devices == 1 else None
+            r = ratio_per_run(
+                runs, match, best_of("jit(vmap)"), lambda rows: rows["train_xor_many (JAX)"]
+            )
+            many_rows.append(
+                f"| {n:,} | {devices} | {fmt(ours, 'ns')} | "
+                f"{fmt(min(peers) if peers else None, 'ns')} | {spread(r)} | "
+                f"{fmt(numpy_t, 'ns')} |"
+            )
+            targets.append(
+                f"| sharded vmap peer / train_xor_many, n={n:,}, {devices} device(s) | "
+                f"{spread(r)} | {verdict(r, 1.5)} |"
+            )
+    out += [
+        "### Many XOR networks at once (1,000 epochs, float32; per network-epoch)",
+        "",
+        "| networks | devices | train_xor_many (JAX) | best sharded jit(vmap) peer | "
+        "peer / ours | train_xor_many (NumPy, 1 core) |",
+        "|---|---|---|---|---|---|",
+        *many_rows,
         "",
     ]
 
-    def row(table: list[str], name: str, t: float | None, unit: str, note: str = "") -> None:
-        table.append(f"| {name} | {'-' if t is None else fmt(t, unit)} | {note} |")
-
-    # 1. XOR loop
-    per_step: dict[str, float] = {}
-    xor_cases = [
-        ("NumPy manual (train_xor_manual: fused, in place)", lambda: W.make_xor_numpy(xor_steps)),
-        ("NumPy, kernel chain (xor_step per step)", lambda: W.make_xor_numpy_chain(xor_steps)),
+    # train_mlp against MLPClassifier
+    mlp_rows = []
+    settings = sorted(
+        {(b["extra_info"]["setting"], b["extra_info"]["dtype"]) for run in runs
+         for b in run["benchmarks"] if b["extra_info"].get("table") == "mlp"}
+    )  # fmt: skip
+    for setting, dtype in settings:
+        match = {"table": "mlp", "setting": setting, "dtype": dtype}
+        _, med = table(runs, match, "ms")
+        cells = []
+        for backend in ("numpy", "jax"):
+            row = f"train_mlp ({backend})"
+            r = ratio_per_run(
+                runs, match, lambda rows: rows["MLPClassifier"], lambda rows, k=row: rows[k]
+            )
+            cells.append((fmt(med.get(row), "ms"), spread(r), r))
+        mlp_rows.append(
+            f"| {setting} | {dtype} | {fmt(med.get('MLPClassifier'), 'ms')} | "
+            f"{cells[0][0]} | {cells[0][1]} | {cells[1][0]} | {cells[1][1]} |"
+        )
+        gated = (setting.startswith("breast") and dtype == "float64") or setting.startswith(
+            "digits"
+        )
+        if gated:
+            for backend, (_, text, r) in zip(("NumPy", "JAX"), cells, strict=True):
+                targets.append(
+                    f"| MLPClassifier / train_mlp {backend}, {setting}, {dtype} | {text} | "
+                    f"{verdict(r, 2)} |"
+                )
+    out += [
+        "### train_mlp per epoch against scikit-learn's MLPClassifier (same settings)",
+        "",
+        "| setting | dtype | MLPClassifier | train_mlp NumPy | ratio | train_mlp JAX | ratio |",
+        "|---|---|---|---|---|---|---|",
+        *mlp_rows,
+        "",
     ]
-    if have_jax:
-        xor_cases += [
-            (
-                "JAX manual, whole loop compiled (data as constants)",
-                lambda: W.make_xor_jax_compiled(xor_steps, "constants"),
-            ),
-            (
-                "JAX manual, whole loop compiled (data as arguments)",
-                lambda: W.make_xor_jax_compiled(xor_steps, "args"),
-            ),
-            ("JAX manual, one compiled call per step", lambda: W.make_xor_jax_per_step(xor_steps)),
-            (
-                "jax.grad, whole loop compiled (data as constants)",
-                lambda: W.make_xor_jax_grad(xor_steps, "constants"),
-            ),
-            (
-                "jax.grad, whole loop compiled (data as arguments)",
-                lambda: W.make_xor_jax_grad(xor_steps, "args"),
-            ),
-        ]
-    if have_torch:
-        xor_cases.append(
-            (
-                "PyTorch eager autograd (nn.Sequential, BCELoss, SGD)",
-                lambda: W.make_xor_torch(xor_steps),
-            )
+
+    # large step
+    lines, med = table(runs, {"table": "large"}, "ms")
+    out += ["### One SGD step, 512 -> 1024 -> 1 sigmoid network, batch 4096 (float32)", ""]
+    out += [*lines, ""]
+    for backend in ("numpy", "jax"):
+        share = ratio_per_run(
+            runs,
+            {"table": "large"},
+            lambda r, b=backend: r[f"matrix products ({b})"],
+            lambda r, b=backend: r[f"train_mlp step ({b})"],
         )
-    table = ["| workload | time per step | |", "|---|---|---|"]
-    times = interleaved_medians({name: make() for name, make in xor_cases}, repeats)
-    for name, t in times.items():
-        per_step[name] = t / xor_steps
-        row(table, name, per_step[name], "us")
-    lines += [f"## XOR 2-2-1, {xor_steps:,} steps", "", *table, ""]
-    ratios = []
-    numpy_t = per_step[xor_cases[0][0]]
-    torch_name = "PyTorch eager autograd (nn.Sequential, BCELoss, SGD)"
-    if torch_name in per_step:
-        ratios.append(
-            ("PyTorch eager / NumPy manual (target >= 8)", per_step[torch_name] / numpy_t)
-        )
-    if have_jax:
-        for form in ("constants", "arguments"):
-            ratios.append(
-                (
-                    f"jax.grad / JAX manual, data as {form} (target >= 1)",
-                    per_step[f"jax.grad, whole loop compiled (data as {form})"]
-                    / per_step[f"JAX manual, whole loop compiled (data as {form})"],
-                )
-            )
-        ratios.append(
-            (
-                "JAX one call per step / whole loop compiled",
-                per_step["JAX manual, one compiled call per step"]
-                / per_step["JAX manual, whole loop compiled (data as arguments)"],
-            )
+        targets.append(
+            f"| matrix products / step, {backend} (aim >= 0.85, not gated) | {spread(share)} | "
+            f"{'reached' if share and statistics.median(share) >= 0.85 else 'not reached'} |"
         )
 
-    # 2. Large step
-    large_cases = [
-        ("NumPy manual step", lambda: W.make_large_step("numpy")),
-        ("NumPy kernel chain step (mlp_step)", W.make_large_step_chain),
-        ("NumPy matrix products alone", lambda: W.make_large_matmuls("numpy")),
-    ]
-    loop = f"in a compiled loop of {W.LOOP_STEPS}, per step"
-    if have_jax:
-        large_cases += [
-            ("JAX manual step", lambda: W.make_large_step("jax")),
-            ("JAX matrix products alone", lambda: W.make_large_matmuls("jax")),
-            (f"JAX manual step, {loop}", lambda: W.make_large_jax_loop("step")),
-            (f"JAX matrix products alone, {loop}", lambda: W.make_large_jax_loop("matmuls")),
-            ("jax.grad step", W.make_large_jax_grad),
+    # scaling
+    lines, med = table(runs, {"table": "scaling"}, "ms")
+    if med:
+        rows = [f"| {r} | {1 / t:,.0f} steps/s | {fmt(t, 'ms')} |" for r, t in med.items()]
+        speedup = ratio_per_run(
+            runs,
+            {"table": "scaling"},
+            lambda r: r["1 device(s)"],
+            lambda r: r["2 device(s)"],
+        )
+        out += [
+            "### Data-parallel train_mlp: digits 64-128-10, adam, batches of 1024 (float32)",
+            "",
+            "| devices | steps per second | time per step |",
+            "|---|---|---|",
+            *rows,
+            "",
+            f"2 devices / 1 device: {spread(speedup)}x the steps per second.",
+            "",
         ]
-    if have_torch:
-        large_cases.append(("PyTorch eager autograd step", W.make_large_torch))
-    table = ["| workload | time per step | |", "|---|---|---|"]
-    runs = {name: make() for name, make in large_cases}
-    large = interleaved_medians(runs, 2 * repeats + 1, min_time=0.2)
-    large = {name: t / (W.LOOP_STEPS if loop in name else 1) for name, t in large.items()}
-    for name, t in large.items():
-        row(table, name, t, "ms")
-    n, d, h = W.LARGE
-    lines += [f"## One step, MLP {d} -> {h} -> 1, batch {n}, sigmoid, BCE", "", *table, ""]
-    for b in ("NumPy", "JAX"):
-        if f"{b} manual step" in large:
-            ratios.append(
-                (
-                    f"{b}: matrix products / manual step (target >= 0.90)",
-                    large[f"{b} matrix products alone"] / large[f"{b} manual step"],
-                )
-            )
-            if f"{b} manual step, {loop}" in large:
-                ratios.append(
-                    (
-                        f"{b}: the same, {loop}",
-                        large[f"{b} matrix products alone, {loop}"]
-                        / large[f"{b} manual step, {loop}"],
-                    )
-                )
-            if "PyTorch eager autograd step" in large:
-                ratios.append(
-                    (
-                        f"PyTorch eager / {b} manual step (target > 1)",
-                        large["PyTorch eager autograd step"] / large[f"{b} manual step"],
-                    )
-                )
+    if equality:
+        out += [
+            "Equal results (float64, 5 epochs of digits, largest relative difference of the "
+            "loss curve and the weights from the one-device run; `bench/equality.py` with 8 "
+            "simulated devices):",
+            "",
+            "| run | devices | largest relative difference |",
+            "|---|---|---|",
+        ]
+        for name, value in equality.items():
+            run, devices = name.rsplit(", ", 1)
+            out.append(f"| {run} | {devices.split()[0]} | {value:.1e} |")
+        out.append("")
 
-    # 3. Many networks
-    table = ["| workload | time per network-step | |", "|---|---|---|"]
-    for n_nets in (1_000, 10_000):
-        many: dict[str, float] = {}
-        cases = []
-        if have_jax:
-            cases += [
-                (
-                    f"train_xor_many, JAX, n={n_nets:,}",
-                    lambda n=n_nets: W.make_many(n, many_steps, "jax"),
-                    many_steps,
-                ),
-                (
-                    f"plain jax.vmap of the single loop, n={n_nets:,}",
-                    lambda n=n_nets: W.make_many_plain_vmap(n, many_steps),
-                    many_steps,
-                ),
+    # kernels
+    kernel_rows = []
+    names = []
+    for run in runs[:1]:
+        for b in run["benchmarks"]:
+            info = b["extra_info"]
+            if info.get("table") == "kernels" and (info["row"], info["size"]) not in names:
+                names.append((info["row"], info["size"]))
+    for name, size in names:
+        cells = []
+        for backend in ("numpy", "jax"):
+            values = [
+                b["stats"]["median"]
+                for run in runs
+                for b in run["benchmarks"]
+                if b["extra_info"].get("table") == "kernels"
+                and b["extra_info"]["row"] == name
+                and b["extra_info"]["size"] == size
+                and b["extra_info"]["backend"] == backend
             ]
-        numpy_steps = max(10, many_steps // 10)
-        cases.append(
-            (
-                f"train_xor_many, NumPy batched, n={n_nets:,}",
-                lambda n=n_nets, s=numpy_steps: W.make_many(n, s, "numpy"),
-                numpy_steps,
-            )
+            unit = "us" if size == "small" else "ms"
+            cells.append(fmt(statistics.median(values), unit) if values else "-")
+        kernel_rows.append(f"| {name} | {size} | {cells[0]} | {cells[1]} |")
+    out += [
+        "### Kernels, forward + backward (float32; small: 4 x 2 -> 2, large: 4096 x 512 -> 1024)",
+        "",
+        "| kernel | size | NumPy | JAX (jitted) |",
+        "|---|---|---|---|",
+        *kernel_rows,
+        "",
+        "### Targets",
+        "",
+        "| comparison | ratio | verdict |",
+        "|---|---|---|",
+        *targets,
+        "",
+    ]
+    return "\n".join(out)
+
+
+def run_suite(times: int) -> list[Path]:
+    paths = []
+    tmp = Path(tempfile.mkdtemp(prefix="backprop-bench-"))
+    for i in range(times):
+        path = tmp / f"run{i + 1}.json"
+        cmd = [
+            sys.executable, "-m", "pytest", "bench", "--benchmark-only", "-q",
+            f"--benchmark-json={path}", "-p", "no:cacheprovider",
+        ]  # fmt: skip
+        print(f"run {i + 1}/{times}: {' '.join(cmd[1:])}", file=sys.stderr)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+        paths.append(path)
+    return paths
+
+
+def run_equality() -> dict | None:
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "equality.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
         )
-        times = interleaved_medians({name: make() for name, make, _ in cases}, repeats)
-        for name, _, steps in cases:
-            many[name] = times[name] / (n_nets * steps)
-            row(table, name, many[name], "ns")
-        if have_jax:
-            ratios.append(
-                (
-                    f"plain vmap / train_xor_many, n={n_nets:,} (target >= 2)",
-                    many[f"plain jax.vmap of the single loop, n={n_nets:,}"]
-                    / many[f"train_xor_many, JAX, n={n_nets:,}"],
-                )
-            )
-    lines += [f"## Many XOR networks at once ({many_steps:,} steps; NumPy fewer)", "", *table, ""]
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        print(f"equality check failed: {exc}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout)
 
-    # 4. Kernels
-    table = ["| kernel (forward + backward) | size | NumPy | JAX (jitted) |", "|---|---|---|---|"]
-    for op in W.KERNEL_OPS:
-        for size in ("xor", "large"):
-            backends = ("numpy", "jax") if have_jax else ("numpy",)
-            times = interleaved_medians({b: W.make_kernel(op, size, b) for b in backends}, repeats)
-            tn, tj = times["numpy"], times.get("jax")
-            unit = "us" if size == "xor" else "ms"
-            table.append(
-                f"| {op} | {size} | {fmt(tn, unit)} | {'-' if tj is None else fmt(tj, unit)} |"
-            )
-    lines += ["## Kernels", "", "XOR size: 4 x 2 -> 2; large: 4096 x 512 -> 1024.", "", *table, ""]
 
-    lines += ["## Ratios", "", "| comparison | ratio |", "|---|---|"]
-    lines += [f"| {name} | {value:.2f} |" for name, value in ratios]
-    print("\n".join(lines))
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", nargs="*", type=Path, help="pytest-benchmark JSON files")
+    parser.add_argument("--run", type=int, default=0, help="run the suite this many times first")
+    parser.add_argument("--readme", action="store_true", help="replace the README's section")
+    parser.add_argument("--no-equality", action="store_true", help="skip the 8-device check")
+    args = parser.parse_args()
+    paths = list(args.json) + (run_suite(args.run) if args.run else [])
+    if not paths:
+        parser.error("give JSON files or --run N")
+    equality = None if args.no_equality else run_equality()
+    text = render(load(paths), equality)
+    print(text)
+    if args.readme:
+        readme = ROOT / "README.md"
+        old = readme.read_text()
+        if START not in old or END not in old:
+            print("README has no benchmark report markers", file=sys.stderr)
+            return 1
+        head, rest = old.split(START, 1)
+        _, tail = rest.split(END, 1)
+        readme.write_text(f"{head}{START}\n{text}\n{END}{tail}")
     return 0
 
 

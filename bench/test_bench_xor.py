@@ -1,56 +1,47 @@
-"""The manual XOR loop, 10,000 steps, against autodiff peers (same init, same data)."""
+"""The notes' XOR loop, 10,000 full-batch epochs, against the peers users would pick."""
+
+import pytest
 
 from bench.conftest import requires_jax, requires_torch
 from bench.workloads import (
-    make_xor_jax_compiled,
+    XOR_EPOCHS,
+    XOR_PEERS,
+    make_xor_jax,
     make_xor_jax_grad,
-    make_xor_jax_per_step,
     make_xor_numpy,
-    make_xor_numpy_chain,
+    make_xor_numpy_reference,
     make_xor_torch,
 )
 
-STEPS = 10_000
+GROUP = "xor 2-2-1, 10,000 epochs"
 
 
-def _bench(benchmark, run):
-    benchmark.group = "xor loop, 10k steps"
-    benchmark.pedantic(run, rounds=3, iterations=1)
+def _bench(benchmark, run, row, role, rounds=5):
+    benchmark.group = GROUP
+    benchmark.extra_info.update(table="xor", row=row, role=role, per=XOR_EPOCHS)
+    benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
-def test_numpy_manual(benchmark):
-    _bench(benchmark, make_xor_numpy(STEPS))
+def test_numpy_train_xor_manual(benchmark):
+    _bench(benchmark, make_xor_numpy(), "NumPy train_xor_manual (in place)", "ours")
 
 
-def test_numpy_kernel_chain(benchmark):
-    _bench(benchmark, make_xor_numpy_chain(STEPS))
-
-
-@requires_jax
-def test_jax_manual_whole_loop_compiled(benchmark):
-    _bench(benchmark, make_xor_jax_compiled(STEPS, "constants"))
+def test_numpy_reference_chain(benchmark):
+    _bench(benchmark, make_xor_numpy_reference(), "NumPy reference (xor_step loop)", "info", 2)
 
 
 @requires_jax
-def test_jax_manual_whole_loop_compiled_data_as_args(benchmark):
-    _bench(benchmark, make_xor_jax_compiled(STEPS, "args"))
+def test_jax_train_xor_manual(benchmark):
+    _bench(benchmark, make_xor_jax(), "JAX train_xor_manual (compiled)", "ours", 15)
 
 
 @requires_jax
-def test_jax_manual_one_call_per_step(benchmark):
-    _bench(benchmark, make_xor_jax_per_step(STEPS))
-
-
-@requires_jax
-def test_jax_grad_data_as_constants(benchmark):
-    _bench(benchmark, make_xor_jax_grad(STEPS, "constants"))
-
-
-@requires_jax
-def test_jax_grad_data_as_args(benchmark):
-    _bench(benchmark, make_xor_jax_grad(STEPS, "args"))
+@pytest.mark.parametrize(("loss", "loop", "data"), XOR_PEERS)
+def test_jax_grad_peer(benchmark, loss, loop, data):
+    row = f"jax.grad peer: {loss}, {'loss every step' if loop == 'scan' else 'loss every 100'}"
+    _bench(benchmark, make_xor_jax_grad(loss, loop, data), f"{row}, data as {data}", "peer", 15)
 
 
 @requires_torch
-def test_torch_eager_autograd(benchmark):
-    _bench(benchmark, make_xor_torch(STEPS))
+def test_torch_eager(benchmark):
+    _bench(benchmark, make_xor_torch(), "PyTorch eager (the notes' loop, 1 thread)", "torch", 3)

@@ -33,11 +33,16 @@ TRANSCRIPTIONS = (
         "train_xor_manual on NumPy: in place, biases folded into the weights",
     ),
     Transcription(
+        "backprop.fast.xor_single",
+        "backprop.xor.xor_loss_and_grads",
+        ("numpy", "jax"),
+        "train_xor_manual on JAX: whole arrays, the loop compiled",
+    ),
+    Transcription(
         "backprop.fast.xor_nets",
         "backprop.xor.xor_loss_and_grads",
         ("numpy", "jax"),
-        "train_xor_manual on JAX and train_xor_many on both: unrolled over the rows, "
-        "networks on the last axis",
+        "train_xor_many on both: unrolled over the rows, networks on the last axis",
     ),
     Transcription(
         "backprop.fast.mlp_inplace",

@@ -19,8 +19,9 @@ of the reference's backward pass is::
 and the gradients are sums over the rows: dw1[d] = sum_i X[i, d] d_l1_i,
 db1 = sum_i d_l1_i, dw2 = sum_i a1_i d_l2_i, db2 = sum_i d_l2_i.
 
-Used by JAX's :func:`backprop.train_xor_manual` (one network, the whole loop
-compiled) and by :func:`backprop.train_xor_many` on both backends.
+Used by :func:`backprop.train_xor_many` on both backends. (For one network
+on JAX, :mod:`backprop.fast.xor_single` is faster: with no network axis, XLA
+fuses its whole-array form into fewer kernels.)
 ``tests/test_fast.py`` holds it to the reference network by network, on
 random and saturated parameters, in float32 and float64, on both backends.
 """
@@ -31,9 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop._jaxrun import compile_and_run
 from backprop.xor import XorParams
-from kernels import get_backend
 
 Nets = tuple[Any, Any, Any, Any]
 """(w1 (D, H, ...), b1 (H, ...), w2 (H, ...), b2 (...)): parameters, networks last."""
@@ -103,47 +102,6 @@ def nets_first(params: Nets) -> XorParams:
     if w1.ndim == 2:
         return XorParams(w1, b1, w2[:, None], b2.reshape(1))
     return XorParams(np.moveaxis(w1, -1, 0), b1.T, w2.T[..., None], b2[:, None])
-
-
-# --- one network, the whole loop compiled (JAX's train_xor_manual) ------------------
-
-
-def train_single_jax(
-    params: XorParams, X: np.ndarray, y: np.ndarray, lr: float, steps: int, log_every: int
-) -> tuple[XorParams, np.ndarray, np.ndarray, float, float]:
-    """JAX's loop for one network: ``(params, costs, cost_steps, seconds, compile seconds)``.
-
-    One compiled computation: a scan over blocks of ``log_every`` steps, each
-    recording the cost at its start and running its steps in a
-    ``lax.fori_loop`` of :func:`step`; then the cost after the last step.
-    """
-    get_backend("jax")  # the ImportError that says how to install JAX
-    args = (nets_last(params), X, y, np.asarray(lr, X.dtype))
-    static = {"steps": steps, "log_every": log_every}
-    out, seconds, compile_seconds = compile_and_run(
-        _single_loop, args, static, x64=X.dtype == np.float64
-    )
-    p, cost_values = out
-    cost_steps = np.array([*range(0, steps, log_every), steps])
-    return nets_first(p), np.asarray(cost_values), cost_steps, seconds, compile_seconds
-
-
-def _single_loop(params: Nets, X: Any, y: Any, lr: Any, steps: int, log_every: int) -> Any:
-    import jax.numpy as jnp
-    from jax import lax
-
-    def run(p: Nets, n: int) -> Nets:
-        return lax.fori_loop(0, n, lambda _, q: step(jnp, q, X, y, lr), p)
-
-    def block(p: Nets, _: None) -> tuple[Nets, Any]:
-        return run(p, log_every), costs(jnp, p, X, y)
-
-    blocks, rest = divmod(steps, log_every)
-    params, recorded = lax.scan(block, params, None, length=blocks)
-    if rest:
-        recorded = jnp.append(recorded, costs(jnp, params, X, y))
-        params = run(params, rest)
-    return params, jnp.append(recorded, costs(jnp, params, X, y))
 
 
 def loss_and_grads(K: Any, params: XorParams, X: Any, y: Any) -> tuple[Any, XorParams]:

@@ -275,13 +275,14 @@ def train_mlp(
     activation = take_renamed(
         "train_mlp", deprecated, {"hidden": "activation"}, {"activation": activation}
     )["activation"]
-    t_start = time.perf_counter()
-    backend = check_backend(backend)
-    dt = check_dtype(dtype)
+    backend, dt = check_backend(backend), check_dtype(dtype)
     net = nets.make_net(sizes, activation, output, loss)
-    epochs = check_count("epochs", epochs)
-    lr = check_lr(lr, dt)
-    seed = check_seed(seed)
+    if devices is not None and backend != "jax":
+        raise ValueError(
+            f"devices={devices!r} needs backend='jax' (data-parallel training runs on JAX's "
+            "devices); the NumPy backend runs on one"
+        )
+    epochs, lr, seed = check_count("epochs", epochs), check_lr(lr, dt), check_seed(seed)
     opt = optim.make_optimizer(
         optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps
     )
@@ -290,30 +291,10 @@ def train_mlp(
         raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
     X = check_features("X", X, net.sizes[0], dt)
     Y = targets("y", y, net, X.shape[0], dt)
-    n = X.shape[0]
-    if backend == "jax" and devices is not None:
-        from backprop import distributed
-
-        n, _ = distributed.global_row_count(n)  # several processes: each holds its own rows
-    batch = n if batch_size is None else check_positive_int("batch_size", batch_size)
-    if batch > n:
-        raise ValueError(f"batch_size must be at most the number of rows, {n}, got {batch_size}")
-    val = None
-    if validation is not None:
-        if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
-            raise ValueError("validation must be a pair (X_val, y_val)")
-        Xv = check_features("validation X", validation[0], net.sizes[0], dt)
-        val = (Xv, targets("validation y", validation[1], net, Xv.shape[0], dt))
-    if not isinstance(early_stopping, bool):
-        raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
-    if monitor is None:
-        monitor = "val_loss" if val is not None else "loss"
-    if monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
-    if monitor.startswith("val_") and val is None:
-        raise ValueError(f"monitor={monitor!r} needs a validation set (validation=(X, y))")
-    patience = check_positive_int("patience", patience)
-    tol = check_number("tol", tol, low=0.0)
+    n = _total_rows(X.shape[0], backend, devices)
+    batch = _batch_size(batch_size, n)
+    val = _validation_set(validation, net, dt)
+    monitor, patience, tol = _stopping_rule(early_stopping, monitor, patience, tol, val)
     check_memory(net.sizes, batch, dt.itemsize)
     params = (
         nets.init_params(net.sizes, seed=seed, dtype=dt, scheme=init_scheme)
@@ -321,23 +302,9 @@ def train_mlp(
         else check_params(init, net.sizes, dt)
     )
     plan = _Plan(
-        net,
-        opt,
-        epochs,
-        batch,
-        n,
-        shuffle and batch < n,
-        alpha,
-        monitor if early_stopping else None,
-        patience,
-        tol,
+        net, opt, epochs, batch, n, shuffle and batch < n, alpha, monitor, patience, tol,
         val is not None,
-    )
-    if devices is not None and backend != "jax":
-        raise ValueError(
-            f"devices={devices!r} needs backend='jax' (data-parallel training runs on JAX's "
-            "devices); the NumPy backend runs on one"
-        )
+    )  # fmt: skip
     orders = _row_orders(plan, seed)
 
     if backend == "numpy":
@@ -350,11 +317,9 @@ def train_mlp(
         run = _run_jax(plan, params, X, Y, val, orders, progress, mesh)
         n_devices = 1 if mesh is None else mesh.size
     params, hist, stop_epoch, best_epoch, train_time, compile_time = run
-
     k = first_nonfinite(hist["loss"])
     if k is not None:
         raise FloatingPointError(_divergence_message(k, hist["loss"][k], lr, dt))
-    del t_start
     return MLPResult(
         params=params,
         net=net,
@@ -371,6 +336,50 @@ def train_mlp(
         train_time=train_time,
         compile_time=compile_time,
     )
+
+
+def _total_rows(n_local: int, backend: str, devices: Any) -> int:
+    """Rows in the whole data set: in a multi-process run each process holds its own."""
+    if backend == "jax" and devices is not None:
+        from backprop import distributed
+
+        return distributed.global_row_count(n_local)[0]
+    return n_local
+
+
+def _batch_size(batch_size: Any, n: int) -> int:
+    if batch_size is None:
+        return n
+    batch = check_positive_int("batch_size", batch_size)
+    if batch > n:
+        raise ValueError(f"batch_size must be at most the number of rows, {n}, got {batch_size}")
+    return batch
+
+
+def _validation_set(validation: Any, net: Net, dt: np.dtype) -> tuple[Any, Any] | None:
+    if validation is None:
+        return None
+    if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
+        raise ValueError("validation must be a pair (X_val, y_val)")
+    Xv = check_features("validation X", validation[0], net.sizes[0], dt)
+    return Xv, targets("validation y", validation[1], net, Xv.shape[0], dt)
+
+
+def _stopping_rule(
+    early_stopping: Any, monitor: Any, patience: Any, tol: Any, val: Any
+) -> tuple[str | None, int, float]:
+    """(monitored quantity or None, patience, tol), each checked."""
+    if not isinstance(early_stopping, bool):
+        raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
+    if monitor is None:
+        monitor = "val_loss" if val is not None else "loss"
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
+    if monitor.startswith("val_") and val is None:
+        raise ValueError(f"monitor={monitor!r} needs a validation set (validation=(X, y))")
+    patience = check_positive_int("patience", patience)
+    tol = check_number("tol", tol, low=0.0)
+    return (monitor if early_stopping else None), patience, tol
 
 
 def _divergence_message(epoch: int, value: float, lr: float, dt: np.dtype) -> str:

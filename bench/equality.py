@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backprop.data import load_dataset  # noqa: E402
-from backprop.train import train_mlp  # noqa: E402
+from backprop.data import load_dataset
+from backprop.train import train_mlp
 
 
 def main() -> None:

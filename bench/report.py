@@ -134,12 +134,21 @@ def machine(runs: list[dict]) -> str:
 
 
 def render(runs: list[dict], equality: dict | None) -> str:
+    """The whole report: one section per table, then the targets."""
     out = ["## Benchmark report", "", machine(runs), ""]
     targets: list[str] = []
+    for section in (xor_section, many_section, mlp_section, large_section):
+        lines, found = section(runs)
+        out += lines
+        targets += found
+    out += scaling_section(runs, equality)
+    out += kernel_section(runs)
+    out += ["### Targets", "", "| comparison | ratio | verdict |", "|---|---|---|", *targets, ""]
+    return "\n".join(out)
 
-    # XOR
-    lines, med = table(runs, {"table": "xor"}, "us")
-    out += ["### XOR 2-2-1, 10,000 full-batch epochs (float32)", "", *lines, ""]
+
+def xor_section(runs: list[dict]) -> tuple[list[str], list[str]]:
+    lines, _ = table(runs, {"table": "xor"}, "us")
     torch_ratio = ratio_per_run(
         runs,
         {"table": "xor"},
@@ -152,29 +161,28 @@ def render(runs: list[dict], equality: dict | None) -> str:
         best_of("jax.grad peer"),
         lambda r: r["JAX train_xor_manual (compiled)"],
     )
-    targets.append(
+    targets = [
         f"| PyTorch eager / NumPy train_xor_manual | {spread(torch_ratio)} | "
-        f"{verdict(torch_ratio, 10)} |"
-    )
-    targets.append(
+        f"{verdict(torch_ratio, 10)} |",
         f"| best jax.grad peer / JAX train_xor_manual | {spread(grad_ratio)} | "
-        f"{verdict(grad_ratio, 1.3)} |"
-    )
+        f"{verdict(grad_ratio, 1.3)} |",
+    ]
+    return ["### XOR 2-2-1, 10,000 full-batch epochs (float32)", "", *lines, ""], targets
 
-    # many networks
-    many_rows = []
+
+def many_section(runs: list[dict]) -> tuple[list[str], list[str]]:
+    rows, targets = [], []
     for n in (1_000, 10_000):
         for devices in (1, 2):
             match = {"table": "many", "n": n, "devices": devices}
             _, med = table(runs, match, "ns")
-            ours = med.get("train_xor_many (JAX)")
             peers = [t for r, t in med.items() if r.startswith("jit(vmap)")]
             numpy_t = med.get("train_xor_many (NumPy)") if devices == 1 else None
             r = ratio_per_run(
                 runs, match, best_of("jit(vmap)"), lambda rows: rows["train_xor_many (JAX)"]
             )
-            many_rows.append(
-                f"| {n:,} | {devices} | {fmt(ours, 'ns')} | "
+            rows.append(
+                f"| {n:,} | {devices} | {fmt(med.get('train_xor_many (JAX)'), 'ns')} | "
                 f"{fmt(min(peers) if peers else None, 'ns')} | {spread(r)} | "
                 f"{fmt(numpy_t, 'ns')} |"
             )
@@ -182,22 +190,28 @@ def render(runs: list[dict], equality: dict | None) -> str:
                 f"| sharded vmap peer / train_xor_many, n={n:,}, {devices} device(s) | "
                 f"{spread(r)} | {verdict(r, 1.5)} |"
             )
-    out += [
+    lines = [
         "### Many XOR networks at once (1,000 epochs, float32; per network-epoch)",
         "",
         "| networks | devices | train_xor_many (JAX) | best sharded jit(vmap) peer | "
         "peer / ours | train_xor_many (NumPy, 1 core) |",
         "|---|---|---|---|---|---|",
-        *many_rows,
+        *rows,
         "",
     ]
+    return lines, targets
 
-    # train_mlp against MLPClassifier
-    mlp_rows = []
+
+def mlp_section(runs: list[dict]) -> tuple[list[str], list[str]]:
+    rows, targets = [], []
     settings = sorted(
-        {(b["extra_info"]["setting"], b["extra_info"]["dtype"]) for run in runs
-         for b in run["benchmarks"] if b["extra_info"].get("table") == "mlp"}
-    )  # fmt: skip
+        {
+            (b["extra_info"]["setting"], b["extra_info"]["dtype"])
+            for run in runs
+            for b in run["benchmarks"]
+            if b["extra_info"].get("table") == "mlp"
+        }
+    )
     for setting, dtype in settings:
         match = {"table": "mlp", "setting": setting, "dtype": dtype}
         _, med = table(runs, match, "ms")
@@ -208,32 +222,30 @@ def render(runs: list[dict], equality: dict | None) -> str:
                 runs, match, lambda rows: rows["MLPClassifier"], lambda rows, k=row: rows[k]
             )
             cells.append((fmt(med.get(row), "ms"), spread(r), r))
-        mlp_rows.append(
+        rows.append(
             f"| {setting} | {dtype} | {fmt(med.get('MLPClassifier'), 'ms')} | "
             f"{cells[0][0]} | {cells[0][1]} | {cells[1][0]} | {cells[1][1]} |"
         )
-        gated = (setting.startswith("breast") and dtype == "float64") or setting.startswith(
-            "digits"
-        )
-        if gated:
+        if (setting.startswith("breast") and dtype == "float64") or setting.startswith("digits"):
             for backend, (_, text, r) in zip(("NumPy", "JAX"), cells, strict=True):
                 targets.append(
                     f"| MLPClassifier / train_mlp {backend}, {setting}, {dtype} | {text} | "
                     f"{verdict(r, 2)} |"
                 )
-    out += [
+    lines = [
         "### train_mlp per epoch against scikit-learn's MLPClassifier (same settings)",
         "",
         "| setting | dtype | MLPClassifier | train_mlp NumPy | ratio | train_mlp JAX | ratio |",
         "|---|---|---|---|---|---|---|",
-        *mlp_rows,
+        *rows,
         "",
     ]
+    return lines, targets
 
-    # large step
-    lines, med = table(runs, {"table": "large"}, "ms")
-    out += ["### One SGD step, 512 -> 1024 -> 1 sigmoid network, batch 4096 (float32)", ""]
-    out += [*lines, ""]
+
+def large_section(runs: list[dict]) -> tuple[list[str], list[str]]:
+    lines, _ = table(runs, {"table": "large"}, "ms")
+    targets = []
     for backend in ("numpy", "jax"):
         share = ratio_per_run(
             runs,
@@ -241,27 +253,28 @@ def render(runs: list[dict], equality: dict | None) -> str:
             lambda r, b=backend: r[f"matrix products ({b})"],
             lambda r, b=backend: r[f"train_mlp step ({b})"],
         )
+        reached = share and statistics.median(share) >= 0.85
         targets.append(
             f"| matrix products / step, {backend} (aim >= 0.85, not gated) | {spread(share)} | "
-            f"{'reached' if share and statistics.median(share) >= 0.85 else 'not reached'} |"
+            f"{'reached' if reached else 'not reached'} |"
         )
+    title = "### One SGD step, 512 -> 1024 -> 1 sigmoid network, batch 4096 (float32)"
+    return [title, "", *lines, ""], targets
 
-    # scaling
-    lines, med = table(runs, {"table": "scaling"}, "ms")
+
+def scaling_section(runs: list[dict], equality: dict | None) -> list[str]:
+    _, med = table(runs, {"table": "scaling"}, "ms")
+    out = []
     if med:
-        rows = [f"| {r} | {1 / t:,.0f} steps/s | {fmt(t, 'ms')} |" for r, t in med.items()]
         speedup = ratio_per_run(
-            runs,
-            {"table": "scaling"},
-            lambda r: r["1 device(s)"],
-            lambda r: r["2 device(s)"],
+            runs, {"table": "scaling"}, lambda r: r["1 device(s)"], lambda r: r["2 device(s)"]
         )
         out += [
             "### Data-parallel train_mlp: digits 64-128-10, adam, batches of 1024 (float32)",
             "",
             "| devices | steps per second | time per step |",
             "|---|---|---|",
-            *rows,
+            *[f"| {r} | {1 / t:,.0f} steps/s | {fmt(t, 'ms')} |" for r, t in med.items()],
             "",
             f"2 devices / 1 device: {spread(speedup)}x the steps per second.",
             "",
@@ -279,45 +292,35 @@ def render(runs: list[dict], equality: dict | None) -> str:
             run, devices = name.rsplit(", ", 1)
             out.append(f"| {run} | {devices.split()[0]} | {value:.1e} |")
         out.append("")
+    return out
 
-    # kernels
-    kernel_rows = []
-    names = []
-    for run in runs[:1]:
+
+def kernel_section(runs: list[dict]) -> list[str]:
+    times: dict[tuple[str, str, str], list[float]] = {}
+    for run in runs:
         for b in run["benchmarks"]:
             info = b["extra_info"]
-            if info.get("table") == "kernels" and (info["row"], info["size"]) not in names:
-                names.append((info["row"], info["size"]))
-    for name, size in names:
-        cells = []
-        for backend in ("numpy", "jax"):
-            values = [
-                b["stats"]["median"]
-                for run in runs
-                for b in run["benchmarks"]
-                if b["extra_info"].get("table") == "kernels"
-                and b["extra_info"]["row"] == name
-                and b["extra_info"]["size"] == size
-                and b["extra_info"]["backend"] == backend
-            ]
-            unit = "us" if size == "small" else "ms"
-            cells.append(fmt(statistics.median(values), unit) if values else "-")
-        kernel_rows.append(f"| {name} | {size} | {cells[0]} | {cells[1]} |")
-    out += [
+            if info.get("table") == "kernels":
+                key = (info["row"], info["size"], info["backend"])
+                times.setdefault(key, []).append(b["stats"]["median"])
+    rows = []
+    for name, size in dict.fromkeys((k[0], k[1]) for k in times):
+        unit = "us" if size == "small" else "ms"
+        cells = [
+            fmt(statistics.median(times[(name, size, b)]), unit)
+            if (name, size, b) in times
+            else "-"
+            for b in ("numpy", "jax")
+        ]
+        rows.append(f"| {name} | {size} | {cells[0]} | {cells[1]} |")
+    return [
         "### Kernels, forward + backward (float32; small: 4 x 2 -> 2, large: 4096 x 512 -> 1024)",
         "",
         "| kernel | size | NumPy | JAX (jitted) |",
         "|---|---|---|---|",
-        *kernel_rows,
-        "",
-        "### Targets",
-        "",
-        "| comparison | ratio | verdict |",
-        "|---|---|---|",
-        *targets,
+        *rows,
         "",
     ]
-    return "\n".join(out)
 
 
 def run_suite(times: int) -> list[Path]:

@@ -241,8 +241,8 @@ def _many_params(n: int) -> XorParams:
 
 def make_many(n: int, devices: int | None, backend: str = "jax") -> Callable[[], Any]:
     """train_xor_many's loop: the compiled fori_loop (JAX, sharded over ``devices``) or NumPy."""
-    from backprop.many import _many_numpy
     from backprop.fast.xor_nets import nets_last
+    from backprop.many import _many_numpy
 
     X, y = xor_data("float32")
     if backend == "numpy":
@@ -319,7 +319,7 @@ def make_train_mlp(name: str, backend: str, dtype: str) -> Callable[[], float]:
     """One train_mlp run; the callable returns its training seconds per epoch."""
     from backprop import train_mlp
 
-    data, hidden, solver, batch, epochs, lr = MLP_SETTINGS[name]
+    _, hidden, solver, batch, epochs, lr = MLP_SETTINGS[name]
     d = _mlp_data(name, dtype)
     binary = d.n_classes == 2
     sizes = [d.n_features, hidden, 1 if binary else d.n_classes]
@@ -347,7 +347,7 @@ def make_sklearn_mlp(name: str, dtype: str) -> Callable[[], float]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    data, hidden, solver, batch, epochs, lr = MLP_SETTINGS[name]
+    _, hidden, solver, batch, epochs, lr = MLP_SETTINGS[name]
     d = _mlp_data(name, dtype)
     full_batch = batch is None
 

@@ -101,7 +101,7 @@ class ParamReport:
     finite-difference error at some entry is not small against the gradient
     there, so a wrong gradient could pass too); ``ok`` is true only for
     "pass". ``diagnosis`` says what is wrong (fail), why the check could not
-    decide and what to try ("inconclusive: ..."), or "ok".
+    decide and what to try (inconclusive), or "ok".
 
     ``worst_index`` is the entry with the largest violation of the tolerance
     (for an inconclusive parameter: the entry worst resolved), where
@@ -247,7 +247,7 @@ class GradcheckReport:
             f"rtol={self.rtol:g}, atol={self.atol:g})",
         )
         for name in self.inconclusive:
-            lines.append(f"{name}: {self.params[name].diagnosis}")
+            lines.append(f"{name}: inconclusive - {self.params[name].diagnosis}")
         lines.extend(self.notes)
         return "\n".join(lines)
 
@@ -753,9 +753,7 @@ def _compare(
     if verdict == "fail":
         diagnosis = _diagnose(a, n, ratio, residual, idx, rtol, atol, _DIGITS[dtype])
     elif verdict == "inconclusive":
-        # Says "inconclusive" itself: tables that print any non-pass as
-        # "FAIL: <diagnosis>" then still read right.
-        diagnosis = "inconclusive: " + _inconclusive_reason(
+        diagnosis = _inconclusive_reason(
             name, idx, a, n, sharp, rounding, unresolved, x, eps, dtype
         )
     else:

@@ -23,7 +23,6 @@ transcriptions of :func:`xor_loss_and_grads`, held to it by
 ``tests/test_fast.py`` on random and saturated inputs.
 """
 
-from __future__ import annotations
 
 from typing import Any, NamedTuple
 

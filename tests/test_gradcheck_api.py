@@ -195,7 +195,7 @@ def test_a_loss_offset_of_1e12_is_inconclusive_not_a_pass():
         assert "constant offset" in report["w"].diagnosis
         text = str(report)
         assert text.startswith("gradient check INCONCLUSIVE for w, b:")
-        assert "\nw: inconclusive: at w[" in text and "passed" not in text.splitlines()[0]
+        assert "\nw: inconclusive - at w[" in text and "passed" not in text.splitlines()[0]
         with pytest.raises(AssertionError, match="INCONCLUSIVE"):
             report.assert_ok()
 

@@ -1,8 +1,8 @@
 """Elementwise activations: sigmoid (and sigma'), ReLU, tanh, identity, step.
 
-Same contract as :mod:`kernels.linear`: forward ``-> (out, cache)``, backward
-``(dout, cache) -> dz``. All are elementwise, so ``z`` may have any shape and
-``dout`` must have the same shape.
+Same contract and errors as :mod:`kernels.linear`: forward ``-> (out, cache)``,
+backward ``(dout, cache) -> dz``. All are elementwise, so ``z`` may have any
+shape and ``dout`` must have the same shape.
 """
 
 from __future__ import annotations
@@ -28,9 +28,18 @@ def _sigmoid(xp: Any, z: Any) -> Any:
 def sigmoid_forward(xp: Any, z: Any) -> tuple[Any, Any]:
     """Logistic sigmoid ``sigma(z) = 1 / (1 + exp(-z))``, elementwise.
 
-    z: any shape, float32 or float64; out: same shape and dtype, in [0, 1].
-    Finite and warning-free for every finite z. The cache is the *output*
-    ``sigma(z)``, which is all the backward needs.
+    Parameters
+    ----------
+    z : array, any shape
+        float32 or float64.
+
+    Returns
+    -------
+    out : array
+        ``sigma(z)`` in [0, 1], of ``z``'s shape and dtype. Finite and
+        warning-free for every finite ``z``.
+    cache : array
+        The *output* ``sigma(z)``, which is all the backward needs.
     """
     z = as_float_array(xp, "z", z)
     out = _sigmoid(xp, z)
@@ -40,9 +49,18 @@ def sigmoid_forward(xp: Any, z: Any) -> tuple[Any, Any]:
 def sigmoid_backward(xp: Any, dout: Any, cache: Any) -> Any:
     """Gradient of the sigmoid: ``dz = dout * s * (1 - s)``.
 
-    d sigma/dz = sigma(z) (1 - sigma(z)). ``cache`` is the forward *output*
-    ``s = sigma(z)``, not the input ``z`` - applying this formula to ``z`` is
-    the classic hand-derivation bug. dout and dz have the shape of ``s``.
+    Parameters
+    ----------
+    dout : array
+        Upstream gradient dL/dout, of the output's shape.
+    cache : array
+        The forward *output* ``s = sigma(z)`` (not the input ``z``: applying
+        the formula to ``z`` is the classic hand-derivation bug).
+
+    Returns
+    -------
+    dz : array
+        d sigma/dz = sigma(z) (1 - sigma(z)) times ``dout``; of ``s``'s shape.
     """
     s = cache
     dout = as_upstream(xp, "dout", dout, tuple(s.shape), s.dtype)
@@ -52,10 +70,21 @@ def sigmoid_backward(xp: Any, dout: Any, cache: Any) -> Any:
 def sigmoid_prime(xp: Any, z: Any) -> Any:
     """Derivative of the sigmoid at the *input* ``z``: sigma'(z) = sigma(z)(1 - sigma(z)).
 
-    z: any shape; returns the same shape and dtype. Evaluated as
-    sigma(z) * sigma(-z), which equals sigma(z)(1 - sigma(z)) but avoids the
-    cancellation in 1 - sigma(z) when sigma(z) rounds to 1 (z > 17 in float32),
-    so large |z| gives the tiny true value rather than 0.
+    Parameters
+    ----------
+    z : array, any shape
+        The sigmoid's input (not its output ``sigma(z)``).
+
+    Returns
+    -------
+    out : array
+        sigma'(z), of ``z``'s shape and dtype.
+
+    Notes
+    -----
+    Evaluated as ``sigma(z) * sigma(-z)``, which equals sigma(z)(1 - sigma(z))
+    but avoids the cancellation in 1 - sigma(z) when sigma(z) rounds to 1
+    (z > 17 in float32), so large ``|z|`` gives the tiny true value rather than 0.
     """
     z = as_float_array(xp, "z", z)
     return _sigmoid(xp, z) * _sigmoid(xp, -z)
@@ -64,7 +93,16 @@ def sigmoid_prime(xp: Any, z: Any) -> Any:
 def relu_forward(xp: Any, z: Any) -> tuple[Any, Any]:
     """Rectified linear unit ``relu(z) = max(z, 0)``, elementwise.
 
-    z: any shape; out: same shape and dtype. The cache is the *input* ``z``.
+    Parameters
+    ----------
+    z : array, any shape
+
+    Returns
+    -------
+    out : array
+        Of ``z``'s shape and dtype.
+    cache : array
+        The *input* ``z``.
     """
     z = as_float_array(xp, "z", z)
     return xp.maximum(z, 0.0), z
@@ -73,9 +111,22 @@ def relu_forward(xp: Any, z: Any) -> tuple[Any, Any]:
 def relu_backward(xp: Any, dout: Any, cache: Any) -> Any:
     """Gradient of ReLU: ``dz = dout * [z > 0]``.
 
-    d relu/dz = 1 for z > 0, 0 for z < 0; at the kink z = 0 we use 0 (a
-    subgradient; finite differences are meaningless there). Uses the cached
-    *input* ``z``.
+    Parameters
+    ----------
+    dout : array
+        Upstream gradient dL/dout, of ``z``'s shape.
+    cache : array
+        The forward *input* ``z``.
+
+    Returns
+    -------
+    dz : array
+        d relu/dz = 1 for z > 0, 0 for z < 0, times ``dout``; of ``z``'s shape.
+
+    Notes
+    -----
+    At the kink z = 0 we use 0 (a subgradient; finite differences are
+    meaningless there).
     """
     z = cache
     dout = as_upstream(xp, "dout", dout, tuple(z.shape), z.dtype)
@@ -87,8 +138,17 @@ def relu_backward(xp: Any, dout: Any, cache: Any) -> Any:
 def tanh_forward(xp: Any, z: Any) -> tuple[Any, Any]:
     """Hyperbolic tangent ``tanh(z)``, elementwise, in (-1, 1).
 
-    z: any shape; out: same shape and dtype. ``xp.tanh`` saturates to +-1
-    without overflow for any finite z. The cache is the *output* ``t``.
+    Parameters
+    ----------
+    z : array, any shape
+
+    Returns
+    -------
+    out : array
+        ``t = tanh(z)``, of ``z``'s shape and dtype. ``tanh`` saturates to +-1
+        without overflow for any finite ``z``.
+    cache : array
+        The *output* ``t``.
     """
     z = as_float_array(xp, "z", z)
     t = xp.tanh(z)
@@ -98,8 +158,17 @@ def tanh_forward(xp: Any, z: Any) -> tuple[Any, Any]:
 def tanh_backward(xp: Any, dout: Any, cache: Any) -> Any:
     """Gradient of tanh: ``dz = dout * (1 - t^2)``.
 
-    d tanh/dz = 1 - tanh(z)^2. ``cache`` is the forward *output* ``t``, not
-    the input ``z``. dout and dz have the shape of ``t``.
+    Parameters
+    ----------
+    dout : array
+        Upstream gradient dL/dout, of ``t``'s shape.
+    cache : array
+        The forward *output* ``t = tanh(z)``, not the input ``z``.
+
+    Returns
+    -------
+    dz : array
+        d tanh/dz = 1 - tanh(z)^2, times ``dout``; of ``t``'s shape.
     """
     t = cache
     dout = as_upstream(xp, "dout", dout, tuple(t.shape), t.dtype)
@@ -107,23 +176,58 @@ def tanh_backward(xp: Any, dout: Any, cache: Any) -> Any:
 
 
 def identity_forward(xp: Any, z: Any) -> tuple[Any, Any]:
-    """Identity ``out = z`` (a linear output layer). The cache is z's shape."""
+    """Identity ``out = z`` (a linear output layer).
+
+    Parameters
+    ----------
+    z : array, any shape
+
+    Returns
+    -------
+    out : array
+        ``z``, unchanged.
+    cache : tuple of int
+        ``z``'s shape.
+    """
     z = as_float_array(xp, "z", z)
     return z, tuple(z.shape)
 
 
 def identity_backward(xp: Any, dout: Any, cache: Any) -> Any:
-    """Gradient of the identity: ``dz = dout`` (d z/dz = 1). Uses the cached shape."""
+    """Gradient of the identity: ``dz = dout`` (dz/dz = 1).
+
+    Parameters
+    ----------
+    dout : array
+        Upstream gradient dL/dout, of ``z``'s shape.
+    cache : tuple of int
+        ``z``'s shape, the only thing used.
+
+    Returns
+    -------
+    dz : array
+        ``dout``, unchanged.
+    """
     return as_upstream(xp, "dout", dout, cache, None)
 
 
 def step_forward(xp: Any, z: Any) -> tuple[Any, None]:
     """Heaviside step ``out = 1 if z > 0 else 0``, elementwise, in z's dtype.
 
-    Forward only: its derivative is 0 wherever it exists and undefined at 0,
-    so no gradient flows through it. Rosenblatt's perceptron rule, which uses
-    it, updates on the error instead. Returns ``(out, None)`` to keep the
-    ``(out, cache)`` shape of every forward.
+    Forward only: its derivative is 0 wherever it exists and undefined at 0, so
+    no gradient flows through it. Rosenblatt's perceptron rule, which uses it,
+    updates on the error instead.
+
+    Parameters
+    ----------
+    z : array, any shape
+
+    Returns
+    -------
+    out : array
+        0 or 1, of ``z``'s shape and dtype.
+    cache : None
+        Kept to preserve the ``(out, cache)`` shape of every forward.
     """
     z = as_float_array(xp, "z", z)
     return (z > 0).astype(z.dtype), None

@@ -4,7 +4,9 @@ Contract for every kernel in this package: ``<op>_forward(xp, ...) -> (out,
 cache)`` and ``<op>_backward(xp, dout, cache) ->`` one gradient per
 differentiable input, in input order. ``xp`` is the array namespace (``numpy``
 or ``jax.numpy``); :func:`kernels.get_backend` binds it, so users call
-``K.matmul_forward(x, w)``.
+``K.matmul_forward(x, w)``. An array that is not floating point (or float64
+under JAX with ``jax_enable_x64`` off) raises ``TypeError``; a ``dout``
+without the forward output's shape raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,24 @@ from kernels._checks import as_float_array, as_upstream
 def matmul_forward(xp: Any, x: Any, w: Any) -> tuple[Any, Any]:
     """Matrix product ``out = x @ w``.
 
-    x: (N, D) inputs; w: (D, M) weights; out: (N, M). Leading batch axes
-    are allowed and broadcast, for stacks of independent networks:
-    x (..., N, D) @ w (..., D, M) -> (..., N, M).
-    The cache holds the inputs ``(x, w)``: the backward needs both.
+    Parameters
+    ----------
+    x : array, shape (N, D) or (..., N, D)
+        Inputs.
+    w : array, shape (D, M) or (..., D, M)
+        Weights. Leading batch axes are allowed and broadcast, for stacks of
+        independent networks: x (..., N, D) @ w (..., D, M) -> (..., N, M).
+
+    Returns
+    -------
+    out : array, shape (N, M) or (..., N, M)
+    cache : tuple
+        The inputs ``(x, w)``: the backward needs both.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` or ``w`` has fewer than 2 axes, or ``x``'s columns (D) differ from ``w``'s rows.
     """
     x = as_float_array(xp, "x", x)
     w = as_float_array(xp, "w", w)
@@ -37,13 +53,26 @@ def matmul_forward(xp: Any, x: Any, w: Any) -> tuple[Any, Any]:
 
 
 def matmul_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any]:
-    """Gradients of ``out = x @ w``.
+    """Gradients of ``out = x @ w``: ``dx = dout @ w.T``, ``dw = x.T @ dout``.
 
-    dout: (N, M) upstream gradient dL/dout. Returns ``(dx, dw)``:
-    dx = dout @ w.T, shape (N, D); dw = x.T @ dout, shape (D, M)
-    (transposes of the last two axes when batched; a gradient is summed
-    over the batch axes its input was broadcast along).
-    Uses the cached inputs ``x`` and ``w``.
+    Parameters
+    ----------
+    dout : array, shape (N, M) or (..., N, M)
+        Upstream gradient dL/dout.
+    cache : tuple
+        The cached inputs ``(x, w)`` from :func:`matmul_forward`; both are used.
+
+    Returns
+    -------
+    dx : array, shape (N, D)
+        ``dout @ w.T``.
+    dw : array, shape (D, M)
+        ``x.T @ dout``.
+
+    Notes
+    -----
+    When batched, ``.T`` transposes the last two axes, and a gradient is summed
+    over the batch axes its input was broadcast along.
     """
     x, w = cache
     dout = _upstream(xp, dout, x, w)
@@ -61,11 +90,23 @@ def matmul_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any]:
 
 
 def matmul_backward_weights(xp: Any, dout: Any, cache: Any) -> Any:
-    """Only the weight gradient of ``out = x @ w``: dw = x.T @ dout, shape (D, M).
+    """Only the weight gradient of ``out = x @ w``: ``dw = x.T @ dout``, shape (D, M).
 
-    For a first layer, whose input is data and needs no gradient: it skips
-    the (N, M) @ (M, D) product dx that :func:`matmul_backward` would also
-    compute. Uses the cached input ``x``.
+    For a first layer, whose input is data and needs no gradient: it skips the
+    (N, M) @ (M, D) product dx that :func:`matmul_backward` would also compute.
+
+    Parameters
+    ----------
+    dout : array, shape (N, M) or (..., N, M)
+        Upstream gradient dL/dout.
+    cache : tuple
+        ``(x, w)`` from :func:`matmul_forward`; uses the cached input ``x``
+        (``w`` only for its shape).
+
+    Returns
+    -------
+    dw : array, shape (D, M)
+        ``x.T @ dout``, batched as in :func:`matmul_backward`.
     """
     x, w = cache
     return _dw(xp, x, _upstream(xp, dout, x, w), w.shape)
@@ -94,19 +135,37 @@ def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sum ``g`` over the leading axes that broadcasting added to an input of ``shape``."""
+    """Sum ``g`` back to ``shape``: over the leading axes broadcasting added, and over
+    the batch axes where the input had size 1 and was stretched."""
     extra = g.ndim - len(shape)
     if extra > 0:
         g = g.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, (a, b) in enumerate(zip(g.shape, shape, strict=True)) if b == 1 != a)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
     return g
 
 
 def add_bias_forward(xp: Any, x: Any, b: Any) -> tuple[Any, Any]:
     """Row-wise bias addition ``out[n, m] = x[n, m] + b[m]``.
 
-    x: (N, M); b: (M,); out: (N, M). Batched: x (..., N, M), b (..., M),
-    one bias row per stack entry. The cache holds only the shapes: the
-    backward needs no values.
+    Parameters
+    ----------
+    x : array, shape (N, M) or (..., N, M)
+    b : array, shape (M,) or (..., M)
+        One bias per column of ``x``; batched, one bias row per stack entry.
+
+    Returns
+    -------
+    out : array, shape (N, M) or (..., N, M)
+    cache : tuple of int
+        Only ``x``'s shape: the backward needs no values.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has fewer than 2 axes or ``b`` does not have shape (M,)
+        (batched: ``x``'s batch axes followed by M).
     """
     x = as_float_array(xp, "x", x)
     b = as_float_array(xp, "b", b)
@@ -123,9 +182,19 @@ def add_bias_forward(xp: Any, x: Any, b: Any) -> tuple[Any, Any]:
 def add_bias_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any]:
     """Gradients of ``out = x + b`` with ``b`` broadcast over rows.
 
-    dout: (N, M). Returns ``(dx, db)``: dx = dout, shape (N, M);
-    db = sum of dout over the row axis (-2), shape (M,) - every row used b
-    once. Uses only the cached shape.
+    Parameters
+    ----------
+    dout : array, shape (N, M) or (..., N, M)
+        Upstream gradient dL/dout.
+    cache : tuple of int
+        ``x``'s shape; the backward uses only the cached shape.
+
+    Returns
+    -------
+    dx : array, shape (N, M)
+        ``dout`` itself.
+    db : array, shape (M,)
+        The sum of ``dout`` over the row axis (-2): every row used ``b`` once.
     """
     dout = as_upstream(xp, "dout", dout, cache, None)
     return dout, dout.sum(axis=-2)

@@ -279,6 +279,10 @@ def test_batched_matmul_and_bias_match_finite_differences(K):
     check_kernel(
         K.matmul_forward, K.matmul_backward, {"x": arr((3, 4, 2)), "w": arr((2, 1))}
     ).assert_ok()
+    # a batch axis of size 1 stretched against 3: its gradient is summed back to size 1
+    check_kernel(
+        K.matmul_forward, K.matmul_backward, {"x": arr((1, 4, 2)), "w": arr((3, 2, 5))}
+    ).assert_ok()
     check_kernel(
         K.add_bias_forward, K.add_bias_backward, {"x": arr((3, 4, 5)), "b": arr((3, 5))}
     ).assert_ok()

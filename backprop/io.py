@@ -35,10 +35,7 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-try:
-    from backprop.nets import Layer
-except ImportError:  # before the move of Layer out of backprop.mlp
-    from backprop.mlp import Layer
+from backprop.nets import Layer
 
 try:
     import fcntl
@@ -278,12 +275,7 @@ def _arrays_to_save(params: Any) -> dict[str, np.ndarray]:
 
 
 def _write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
-    # What np.savez writes, but with allow_pickle=False spelled out here, so
-    # the format never depends on a NumPy default.
-    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, a in arrays.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, a, allow_pickle=False)
+    np.savez(f, allow_pickle=False, **arrays)
 
 
 def _save_error(exc: OSError, path: Path, why: str) -> OSError:

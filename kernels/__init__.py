@@ -34,9 +34,9 @@ KERNEL_NAMES = tuple(fn.__name__ for fn in FUNCTIONS)
 
 
 def _bind(fn: Callable[..., Any], xp: types.ModuleType) -> Callable[..., Any]:
-    # functools.partial is implemented in C: binding costs ~30 ns a call
-    # instead of the ~100 ns of a Python wrapper, which matters for NumPy at
-    # the XOR size, where a training step is ~15 kernel calls of ~1 us each.
+    # functools.partial is implemented in C: it adds less to each call than a
+    # Python wrapper would, which matters for NumPy at the XOR size, where a
+    # kernel call is mostly overhead.
     bound = functools.partial(fn, xp)
     bound.__name__ = fn.__name__
     bound.__qualname__ = fn.__qualname__

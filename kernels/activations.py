@@ -18,9 +18,8 @@ def _sigmoid(xp: Any, z: Any) -> Any:
     # the small tail (z << 0) keeps full relative precision instead of
     # rounding 1 + tiny to 1 as 0.5 * (1 + tanh(z / 2)) would.
     # The numerator is 1 for z >= 0 and e for z < 0; since e <= 1 that is
-    # maximum(e, z >= 0), which NumPy computes ~9x faster than
-    # where(z >= 0, 1.0, e) (a Python-float operand sends where down a slow
-    # casting path: 17 ms against 1.9 ms on a 4096 x 1024 float32 array).
+    # maximum(e, z >= 0): one plain ufunc, where where(z >= 0, 1.0, e) would
+    # send NumPy down a slow casting path for its Python-float operand.
     e = xp.exp(-xp.abs(z))
     return xp.maximum(e, z >= 0) / (1.0 + e)
 

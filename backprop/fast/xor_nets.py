@@ -76,9 +76,14 @@ def gradients(xp: Any, params: Nets, X: Any, y: Any) -> Nets:
 
 
 def step(xp: Any, params: Nets, X: Any, y: Any, lr: Any) -> Nets:
-    """One update of every network: w = w - lr * dw, written out per parameter."""
+    """One update of every network (see :func:`update`)."""
+    return update(params, gradients(xp, params, X, y), lr)
+
+
+def update(params: Nets, grads: Nets, lr: Any) -> Nets:
+    """w = w - lr * dw, written out per parameter, for one network or many."""
     w1, b1, w2, b2 = params
-    d_w1, d_b1, d_w2, d_b2 = gradients(xp, params, X, y)
+    d_w1, d_b1, d_w2, d_b2 = grads
     w1 = w1 - lr * d_w1
     b1 = b1 - lr * d_b1
     w2 = w2 - lr * d_w2

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from backprop._jaxrun import compile_and_run
-from backprop.fast.xor_nets import Nets, nets_first, nets_last
+from backprop.fast.xor_nets import Nets, nets_first, nets_last, update
 from backprop.xor import XorParams
 from kernels import get_backend
 
@@ -66,14 +66,8 @@ def gradients(xp: Any, params: Nets, X: Any, y: Any) -> Nets:
 
 
 def step(xp: Any, params: Nets, X: Any, y: Any, lr: Any) -> Nets:
-    """One update, w = w - lr * dw, written out per parameter."""
-    w1, b1, w2, b2 = params
-    d_w1, d_b1, d_w2, d_b2 = gradients(xp, params, X, y)
-    w1 = w1 - lr * d_w1
-    b1 = b1 - lr * d_b1
-    w2 = w2 - lr * d_w2
-    b2 = b2 - lr * d_b2
-    return w1, b1, w2, b2
+    """One update, :func:`backprop.fast.xor_nets.update` of this module's gradients."""
+    return update(params, gradients(xp, params, X, y), lr)
 
 
 def loss_and_grads(K: Any, params: XorParams, X: Any, y: Any) -> tuple[Any, XorParams]:

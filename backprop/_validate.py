@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,8 +37,10 @@ def check_dtype(dtype: Any) -> np.dtype:
     dt = None
     if dtype is not None:
         try:
-            dt = np.dtype(dtype)
-        except TypeError:
+            with warnings.catch_warnings():  # np.dtype("a") warns that "a" is deprecated
+                warnings.simplefilter("ignore", DeprecationWarning)
+                dt = np.dtype(dtype)
+        except (TypeError, ValueError, SyntaxError):  # np.dtype(",") raises SyntaxError
             dt = None
     if dt is None or dt.name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -80,22 +83,23 @@ def check_number(
     inside = v > low if low_open else v >= low
     if not (ok_type and math.isfinite(v) and inside and v <= high):
         bracket = "(" if low_open else "["
-        top = "inf)" if high == math.inf else f"{high}]"
+        top = "inf)" if high == math.inf else f"{high:.4g}]"
         raise ValueError(f"{name} must be a finite number in {bracket}{low}, {top}, got {value!r}")
     return v
 
 
 def check_lr(lr: Any, dt: np.dtype, name: str = "lr") -> float:
-    """A positive finite learning rate that is neither infinite nor 0 once cast to ``dt``."""
+    """A positive finite learning rate (or ``name``) that is neither infinite nor 0 in ``dt``."""
     v = check_number(name, lr, low=0.0, low_open=True)
     cast = float(np.asarray(v, dtype=dt)) if v <= float(np.finfo(dt).max) else math.inf
     if not math.isfinite(cast):
         raise ValueError(f"{name} must be representable in {dt.name}, got {lr!r}")
     if cast < float(np.finfo(dt).tiny):
+        why = "every update would round to nothing" if name == "lr" else "it would round to 0"
         raise ValueError(
             f"{name}={lr!r} is below the smallest normal {dt.name} "
-            f"({np.finfo(dt).tiny:.3g}): every update would round to nothing; "
-            "use a larger lr or float64"
+            f"({np.finfo(dt).tiny:.3g}): {why}; use a larger {name}"
+            + (" or float64" if dt.itemsize < 8 else "")
         )
     return v
 
@@ -137,23 +141,53 @@ def check_features(name: str, X: Any, width: int | None, dt: np.dtype) -> np.nda
     return X
 
 
-def check_memory(sizes: Sequence[int], rows: int, itemsize: int) -> None:
+def check_sizes(sizes: Any) -> tuple[int, ...]:
+    """Layer widths [D0, ..., DL]: at least two integers >= 1 (a list, tuple or 1-D array)."""
+    if isinstance(sizes, np.ndarray) and sizes.ndim == 1:
+        sizes = sizes.tolist()
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+        raise ValueError(f"sizes must list at least an input and an output width, got {sizes!r}")
+    return tuple(check_positive_int("each entry of sizes", s) for s in sizes)
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_fits(what: str, nbytes: int) -> None:
+    """Refuse work whose arrays cannot fit in this machine's memory, before allocating.
+
+    ``what`` names the arguments responsible, e.g. ``"n_nets=10**12 networks"``.
+    """
+    physical = physical_memory()
+    if physical is not None and nbytes > physical:
+        raise ValueError(
+            f"{what} need about {nbytes / 2**30:,.1f} GiB, more than this machine's "
+            f"{physical / 2**30:,.1f} GiB"
+        )
+
+
+def check_memory(sizes: Sequence[int], rows: int, itemsize: int, epochs: int = 0) -> None:
     """Refuse a network whose arrays cannot fit in this machine's memory, before allocating.
 
     Counts the parameters four times (parameters, gradients, two optimizer
-    moments) and the activations of ``rows`` rows twice (forward and backward).
+    moments) and the activations of ``rows`` rows twice (forward and backward);
+    with ``epochs``, also the per-epoch history (loss, accuracy, validation
+    loss and accuracy, one gradient norm per layer).
     """
     params = sum(a * b + b for a, b in itertools.pairwise(sizes))
     needed = itemsize * (4 * params + 2 * rows * sum(sizes))
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return
-    if needed > physical:
-        raise ValueError(
-            f"sizes {list(sizes)} with {rows:,} rows per batch need about "
-            f"{needed / 2**30:,.1f} GiB, more than this machine's {physical / 2**30:,.1f} GiB"
-        )
+    check_fits(f"sizes {list(sizes)} with {rows:,} rows per batch", needed)
+    per_epoch = 4 + len(sizes) - 1
+    check_fits(
+        f"epochs={epochs:,} (each records {per_epoch} history values: loss, accuracy, "
+        "validation loss and accuracy, a gradient norm per layer)",
+        needed + itemsize * epochs * per_epoch,
+    )
 
 
 def take_renamed(
@@ -166,8 +200,6 @@ def take_renamed(
     values. Returns ``values`` updated from the old names. Any other unknown
     keyword raises ``TypeError``, as Python would.
     """
-    import warnings
-
     values = dict(values)
     for old, new in renames.items():
         if old in extra:

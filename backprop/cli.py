@@ -81,6 +81,19 @@ def _require(args: argparse.Namespace, backends: Sequence[str] = ()) -> None:
     """Report missing optional dependencies before any work starts."""
     if "jax" in backends and not _jax_available():
         raise UsageError("--backend jax needs JAX: pip install 'backprop-by-hand[jax]'")
+    if getattr(args, "save", None):  # checked now, not after the training it would lose
+        import os
+        from pathlib import Path
+
+        target, directory = Path(args.save), Path(args.save).parent
+        if target.suffix != ".npz":
+            raise UsageError(f"--save must name a .npz file, got {args.save!r}")
+        if target.is_dir():
+            raise UsageError(f"--save {args.save!r} is a directory, not a .npz file")
+        if not directory.is_dir():
+            raise UsageError(f"--save {args.save!r}: directory {str(directory)!r} does not exist")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise UsageError(f"--save {args.save!r}: no permission to write in {str(directory)!r}")
     if getattr(args, "plot", None):
         if not args.plot.endswith(".png"):
             raise UsageError(f"--plot must name a .png file, got {args.plot!r}")
@@ -217,12 +230,14 @@ def run_experiment(args: argparse.Namespace) -> int:
 
     name = args.command
     _require(args, (args.backend,) if hasattr(args, "backend") else ())
-    out = (lambda *a: None) if args.quiet else print
+    lines: list[str] = []
+    out = (lambda *a: lines.append(" ".join(map(str, a)))) if args.quiet else print
     if name == "perceptron":
         extra = {} if args.lr is None else {"lr": args.lr}
         if args.epochs is not None:
             extra["epochs"] = args.epochs
         E.perceptron(args.gate, exact=args.exact, out=out, **extra)
+        _print_conclusion(lines)
         return 0
     if name == "deep" and args.hidden is not None:
         _deprecated_flag("deep --hidden", "deep --activation")
@@ -249,11 +264,19 @@ def run_experiment(args: argparse.Namespace) -> int:
     with progress_bar(epochs, name) as progress:
         train["progress"] = progress
         result, data = _run_training(name, args, train, out, args.verbose)
+    _print_conclusion(lines)
     if args.save and name != "blobs":  # blobs saves (and reloads) as part of the experiment
         _save(args.save, result.params)
     if args.plot:
         _plots(args.plot, result, *data)
     return 0
+
+
+def _print_conclusion(lines: list[str]) -> None:
+    """--quiet: of everything an experiment said, its conclusion."""
+    for line in lines:
+        if line.startswith("conclusion:"):
+            print(line)
 
 
 def _run_training(
@@ -299,6 +322,9 @@ def run_fit(args: argparse.Namespace) -> int:
     from backprop.train import train_mlp
 
     distributed_run = args.coordinator is not None
+    for flag, value in (("--num-processes", args.num_processes), ("--process-id", args.process_id)):
+        if value is not None and not distributed_run:
+            raise UsageError(f"{flag} needs --coordinator (a multi-process run)")
     if distributed_run:
         if args.num_processes is None or args.process_id is None:
             raise UsageError("--coordinator needs --num-processes and --process-id")
@@ -412,6 +438,30 @@ def run_fit(args: argparse.Namespace) -> int:
 
 # --- the parser ----------------------------------------------------------------------
 
+LR_NOTES = {
+    "single-layer": " (the notes' value)",
+    "deep": " (the notes' value)",
+    "perceptron": " (eta; the notes' value)",
+    "linear-mse": " (the notes' Keras run used SGD's 0.01, one row at a time; full-batch "
+    "descent on four rows needs a larger step)",
+    "blobs": " (the notes' value)",
+}
+
+
+def _experiment_defaults(name: str) -> tuple[float, int]:
+    """The lr and epochs an experiment runs with when not told otherwise."""
+    import inspect
+
+    fn = {
+        "single-layer": E.single_layer,
+        "deep": E.deep_stack,
+        "perceptron": E.perceptron,
+        "linear-mse": E.linear_mse,
+        "blobs": E.blobs,
+    }[name]
+    params = inspect.signature(fn).parameters
+    return params["lr"].default, params["epochs"].default
+
 
 class _OneLineErrors(argparse.ArgumentParser):
     """An argument parser whose errors are one line (no usage block), exit status 2."""
@@ -427,7 +477,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 def _common(p: argparse.ArgumentParser, *, backends: Sequence[str], train: bool = True) -> None:
     p.add_argument("--backend", choices=backends, default=backends[0], help="where to train")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the initial parameters")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="precision")
     p.add_argument("--quiet", action="store_true", help="print only the result")
     p.add_argument("--verbose", action="store_true", help="print the full history")
     if train:
@@ -465,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     xor.set_defaults(run=run_xor)
 
     gc = add("gradcheck", "check every kernel's backward against finite differences")
-    gc.add_argument("--backend", choices=("all", *BACKENDS), default="all")
+    gc.add_argument("--backend", choices=("all", *BACKENDS), default="all", help="which kernels")
     gc.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs")
     gc.set_defaults(run=run_gradcheck)
 
@@ -494,43 +544,57 @@ def build_parser() -> argparse.ArgumentParser:
                 help="write the loss curve to OUT.png, and OUT-boundary.png (2-D inputs) and "
                 "OUT-gradnorms.png beside it",
             )
-        e.add_argument("--lr", type=_positive_float, help="learning rate (default: the notes')")
+        lr, epochs = _experiment_defaults(name)
         e.add_argument(
-            "--epochs", type=_positive_int, help="passes over the data (default: the notes')"
+            "--lr", type=_positive_float, default=lr, help=f"learning rate{LR_NOTES[name]}"
         )
+        e.add_argument("--epochs", type=_positive_int, default=epochs, help="passes over the data")
         if name in ("single-layer", "perceptron", "linear-mse"):
             gates = ("and", "or", "xor") if name != "linear-mse" else ("and", "or")
-            e.add_argument("--gate", choices=gates, default="and")
+            e.add_argument("--gate", choices=gates, default="and", help="the truth table")
         if name == "deep":
-            e.add_argument("--activation", choices=("sigmoid", "relu", "tanh"), default="sigmoid")
+            e.add_argument(
+                "--activation",
+                choices=("sigmoid", "relu", "tanh"),
+                default="sigmoid",
+                help="hidden activation",
+            )
             e.add_argument("--hidden", choices=("sigmoid", "relu"), help=argparse.SUPPRESS)
         e.set_defaults(run=run_experiment)
 
     fit = add("fit", "train a network on a data set that ships with scikit-learn")
     fit.add_argument(
-        "--data", choices=("digits", "iris", "wine", "breast_cancer"), default="digits"
+        "--data",
+        choices=("digits", "iris", "wine", "breast_cancer"),
+        default="digits",
+        help="scikit-learn's bundled data set (no download)",
     )
     _common(fit, backends=BACKENDS)
     fit.add_argument(
         "--hidden", type=_positive_int, nargs="+", default=[128], help="hidden layer sizes"
     )
     fit.add_argument(
-        "--activation", choices=("relu", "tanh", "sigmoid", "identity"), default="relu"
+        "--activation",
+        choices=("relu", "tanh", "sigmoid", "identity"),
+        default="relu",
+        help="hidden activation",
     )
-    fit.add_argument("--solver", choices=("adam", "sgd"), default="adam")
+    fit.add_argument("--solver", choices=("adam", "sgd"), default="adam", help="the optimizer")
     fit.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
     fit.add_argument("--momentum", type=_nonnegative_float, default=0.9, help="sgd's momentum")
     fit.add_argument("--nesterov", action="store_true", help="Nesterov's momentum (sgd)")
     fit.add_argument("--alpha", type=_nonnegative_float, default=1e-4, help="L2 penalty")
-    fit.add_argument("--epochs", type=_positive_int, default=50)
-    fit.add_argument("--batch-size", type=_positive_int, default=64)
+    fit.add_argument("--epochs", type=_positive_int, default=50, help="passes over the data")
+    fit.add_argument("--batch-size", type=_positive_int, default=64, help="rows per step")
     fit.add_argument("--no-shuffle", action="store_true", help="keep the rows' order")
     fit.add_argument(
         "--early-stopping",
         action="store_true",
         help="hold out 10%% of the training rows; stop when their loss stops improving",
     )
-    fit.add_argument("--patience", type=_positive_int, default=10)
+    fit.add_argument(
+        "--patience", type=_positive_int, default=10, help="epochs without improvement allowed"
+    )
     fit.add_argument("--test-size", type=float, default=0.25, help="test fraction (stratified)")
     fit.add_argument("--devices", type=_devices, help="JAX devices to split batches over, or all")
     fit.add_argument(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backprop._validate import check_dtype, check_seed
+from backprop._validate import check_dtype, check_fits, check_number, check_seed
 
 TRUTH_TABLE_INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
 _TARGETS = {
@@ -29,7 +29,7 @@ _TARGETS = {
 
 def truth_table(gate: str, dtype: object = "float32") -> tuple[np.ndarray, np.ndarray]:
     """Inputs X (4, 2) and targets y (4, 1) of ``gate`` in "and", "or", "xor"."""
-    if gate not in _TARGETS:
+    if not isinstance(gate, str) or gate not in _TARGETS:
         raise ValueError(f"gate must be one of {', '.join(map(repr, _TARGETS))}, got {gate!r}")
     dt = check_dtype(dtype)
     return TRUTH_TABLE_INPUTS.astype(dt), _TARGETS[gate].reshape(4, 1).astype(dt)
@@ -63,11 +63,13 @@ def xor_blobs(
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
-    if not (isinstance(std, (int, float)) and np.isfinite(std) and std > 0):
-        raise ValueError(f"std must be a positive finite number, got {std!r}")
     dt = check_dtype(dtype)
+    # 1000 standard deviations from a centre is never drawn: the points fit in dtype
+    std = check_number("std", std, low=0.0, low_open=True, high=float(np.finfo(dt).max) / 1e3)
     rng = np.random.default_rng(check_seed(seed))
-    total = n_train + n_test
+    total = int(n_train) + int(n_test)
+    # X in float64 and dtype, the labels and blob indices, the permutation
+    check_fits(f"n_train + n_test = {total:,} points", total * (6 * 8 + 2 * dt.itemsize))
     blob = np.arange(total) % 4
     X = BLOB_CENTRES[blob] + std * rng.standard_normal((total, 2))
     y = BLOB_LABELS[blob].reshape(-1, 1)
@@ -157,15 +159,17 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"name must be one of {', '.join(DATASETS)}, got {name!r}")
-    if not (isinstance(test_size, float) and 0.0 < test_size < 1.0):
+    if not (isinstance(test_size, (float, np.floating)) and 0.0 < test_size < 1.0):
         raise ValueError(f"test_size must be a float in (0, 1), got {test_size!r}")
+    if not isinstance(standardize, (bool, np.bool_)):
+        raise ValueError(f"standardize must be True or False, got {standardize!r}")
     seed = check_seed(seed)
     dt = check_dtype(dtype)
     datasets, model_selection = require_sklearn("loading the bundled data sets")
     bunch = getattr(datasets, f"load_{name}")()
     X, y = bunch.data.astype(np.float64), bunch.target.astype(np.int64)
     X_train, X_test, y_train, y_test = model_selection.train_test_split(
-        X, y, test_size=test_size, stratify=y, random_state=seed
+        X, y, test_size=float(test_size), stratify=y, random_state=seed
     )
     mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
     if standardize:

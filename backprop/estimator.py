@@ -27,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from backprop._validate import check_array, check_backend, check_dtype, check_positive_int
+from backprop._validate import (
+    check_array,
+    check_backend,
+    check_dtype,
+    check_memory,
+    check_positive_int,
+)
 from backprop.nets import Layer, make_net, predict
 from backprop.train import train_mlp
 
@@ -203,12 +209,21 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
             )
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             raise ValueError("y holds NaN or infinite labels")
-        classes, labels = np.unique(y, return_inverse=True)
+        try:
+            classes, labels = np.unique(y, return_inverse=True)
+        except TypeError:  # labels that cannot be sorted together, such as 1 and "a"
+            kinds = sorted({type(v).__name__ for v in y.ravel().tolist()})
+            raise TypeError(
+                f"y must hold labels of one sortable kind (all numbers or all strings), got a "
+                f"mix of {', '.join(kinds)}"
+            ) from None
         if classes.shape[0] < 2:
             raise ValueError(
                 f"y must hold at least 2 classes to learn from, got {classes.tolist()}"
             )
         seed = self._seed()
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
         X_train, y_train, validation = X, labels, None
         if self.early_stopping:
             X_train, y_train, X_val, y_val = _stratified_split(
@@ -218,6 +233,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         settings = self._settings(X_train.shape[0])
         binary = classes.shape[0] == 2
         sizes = [X.shape[1], *settings.pop("hidden"), 1 if binary else classes.shape[0]]
+        check_memory(sizes, settings["batch_size"], dt.itemsize)  # before _init draws them
         init = self._init(sizes, seed, dt)
         progress = _print_epoch if self.verbose else None
         result = train_mlp(
@@ -265,7 +281,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         if not isinstance(hidden, Sequence) or isinstance(hidden, str):
             raise ValueError(f"hidden_layer_sizes must be a sequence of ints, got {hidden!r}")
         hidden = [check_positive_int("each of hidden_layer_sizes", h) for h in hidden]
-        if self.activation not in ACTIVATIONS:
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
             )
@@ -317,7 +333,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
 
     def _validation_fraction(self) -> float:
         f = self.validation_fraction
-        if not (isinstance(f, float) and 0.0 < f < 1.0):
+        if not (isinstance(f, (float, np.floating)) and 0.0 < f < 1.0):
             raise ValueError(f"validation_fraction must be a float in (0, 1), got {f!r}")
         return f
 
@@ -371,7 +387,14 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy of ``predict(X)`` against y (optionally weighted)."""
-        hits = self.predict(X) == np.asarray(y)
+        predicted = self.predict(X)
+        y = np.asarray(y)
+        if y.shape != predicted.shape:  # (N, 1) against (N,) would broadcast to (N, N)
+            raise ValueError(
+                f"y must be a 1-D array of {predicted.shape[0]} labels (one per row of X), got "
+                f"shape {y.shape}"
+            )
+        hits = predicted == y
         return float(np.average(hits, weights=sample_weight))
 
 

@@ -20,6 +20,7 @@ from backprop._validate import (
     check_backend,
     check_count,
     check_dtype,
+    check_fits,
     check_lr,
     check_positive_int,
     check_seed,
@@ -145,6 +146,12 @@ def train_xor_many(
     seed = check_seed(seed)
     if devices is not None and backend != "jax":
         raise ValueError(f"devices={devices!r} needs backend='jax'")
+    # per network: parameters, gradients, updated parameters and the four rows'
+    # activations, about 24 H + 4 numbers, plus the float64 draw of the start
+    check_fits(
+        f"n_nets={n_nets:,} networks of {hidden} hidden units",
+        n_nets * ((24 * hidden + 4) * dt.itemsize + 3 * hidden * 8),
+    )
     params = init_xor_many(n_nets, hidden, seed, dt)
     X, y = xor_data(dt)
     if backend == "numpy":
@@ -152,6 +159,12 @@ def train_xor_many(
         compile_time, n_devices = 0.0, 1
     else:
         p, final, train_time, compile_time, n_devices = _many_jax(params, X, y, lr, epochs, devices)
+    bad = np.flatnonzero(~np.isfinite(final))
+    if bad.size:
+        raise FloatingPointError(
+            f"the cost became {final[bad[0]]} in {bad.size} of {n_nets} networks (lr={lr}); "
+            "training diverged - try a smaller lr"
+        )
     with np.errstate(over="ignore"):
         _, logits = forward(np, p, X)
     # a network solves XOR when each row's logit is on its target's side of 0

@@ -26,8 +26,6 @@ Training (:mod:`backprop.train`) composes it with an optimizer
 once.
 """
 
-from __future__ import annotations
-
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,12 +116,15 @@ def make_net(
         unknown activation or output (listing the valid ones), a wrong number
         of activations, or a loss that does not belong to the output.
     """
-    from backprop._validate import check_positive_int
+    from backprop._validate import check_sizes
 
-    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) < 2:
-        raise ValueError(f"sizes must list at least an input and an output width, got {sizes!r}")
-    sizes = tuple(check_positive_int("each entry of sizes", s) for s in sizes)
+    sizes = check_sizes(sizes)
     n_hidden = len(sizes) - 2
+    if not isinstance(activation, (str, Sequence)) or isinstance(activation, bytes):
+        raise ValueError(
+            f"activation must be a name, or a sequence of names (one per hidden layer), "
+            f"got {activation!r}"
+        )
     if isinstance(activation, str) and activation not in ACTIVATIONS:  # used or not
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     acts = (activation,) * n_hidden if isinstance(activation, str) else tuple(activation)
@@ -135,7 +136,7 @@ def make_net(
     for a in acts:
         if a not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {a!r}")
-    if output not in HEADS:
+    if not isinstance(output, str) or output not in HEADS:
         raise ValueError(f"output must be one of {', '.join(HEADS)}, got {output!r}")
     if loss is not None and loss != HEADS[output][0]:
         pairs = ", ".join(f"{o!r} with {loss_!r}" for o, (loss_, _) in HEADS.items())
@@ -171,11 +172,14 @@ def init_params(
     tuple of Layer
         One (w (D_in, D_out), b (D_out,)) per layer.
     """
-    from backprop._validate import check_dtype, check_seed
+    from backprop._validate import check_dtype, check_fits, check_seed, check_sizes
 
+    sizes = check_sizes(sizes)
     dt = check_dtype(dtype)
-    if scheme not in INITS:
+    if not isinstance(scheme, str) or scheme not in INITS:
         raise ValueError(f"scheme must be one of {', '.join(INITS)}, got {scheme!r}")
+    n_params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    check_fits(f"parameters for sizes {list(sizes)}", n_params * (8 + dt.itemsize))
     rng = np.random.default_rng(check_seed(seed))
     layers = []
     for d_in, d_out in itertools.pairwise(sizes):

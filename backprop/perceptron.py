@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from backprop._validate import check_array, check_number, check_positive_int, take_renamed
+from backprop._validate import (
+    check_array,
+    check_fits,
+    check_number,
+    check_positive_int,
+    take_renamed,
+)
 from kernels import get_backend
 
 
@@ -142,31 +148,51 @@ def perceptron_rule(
         )
     lr = check_number("lr", lr, low=0.0, low_open=True)
     epochs = check_positive_int("epochs", epochs)
+    # the weights after every pass are kept, as floats and (for the exact run) as fractions
+    check_fits(
+        f"epochs={epochs:,} passes, keeping the {w.size} weights of each pass,",
+        (epochs + 1) * w.size * (8 + 128),
+    )
     if not isinstance(exact, bool):
         raise ValueError(f"exact must be True or False, got {exact!r}")
+
+    def by_hand() -> PerceptronResult:
+        try:
+            return _run(
+                _fractions(_with_bias(X)),
+                _fractions(y),
+                _fractions(w),
+                Fraction(repr(lr)),
+                epochs,
+                True,
+            )
+        except OverflowError:  # exact weights beyond float64's range
+            raise FloatingPointError(_overflow(lr, X, w)) from None
+
     if exact:
-        return _run(
-            _fractions(_with_bias(X)),
-            _fractions(y),
-            _fractions(w),
-            Fraction(repr(lr)),
-            epochs,
-            True,
-        )
-    result = _run(_with_bias(X), y, w, lr, epochs, False)
-    by_hand = _run(
-        _fractions(_with_bias(X)), _fractions(y), _fractions(w), Fraction(repr(lr)), epochs, True
-    )
-    if by_hand.passes != result.passes or by_hand.converged != result.converged:
+        return by_hand()
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = _run(_with_bias(X), y, w, lr, epochs, False)
+    if not np.all(np.isfinite(result.history)):
+        raise FloatingPointError(_overflow(lr, X, w))
+    exact_result = by_hand()
+    if exact_result.passes != result.passes or exact_result.converged != result.converged:
         note = (
             f"note: in exact decimal arithmetic, as the notes computed by hand, the rule "
-            f"{'converges' if by_hand.converged else 'stops'} after {by_hand.passes} passes, "
-            f"not {result.passes}: float64 cannot hold values such as 0.35 exactly "
+            f"{'converges' if exact_result.converged else 'stops'} after {exact_result.passes} "
+            f"passes, not {result.passes}: float64 cannot hold values such as 0.35 exactly "
             "(0.4 - 0.05 = 0.35000000000000003), so a weighted sum that is 0 by hand comes out "
             "a hair above or below it (exact=True reproduces the notes)"
         )
         result = PerceptronResult(**{**result.__dict__, "rounding_note": note})
     return result
+
+
+def _overflow(lr: float, X: np.ndarray, w: np.ndarray) -> str:
+    return (
+        f"the weights overflowed float64: lr={lr!r}, with inputs up to {np.abs(X).max():g} "
+        f"and w0 up to {np.abs(w).max():g}, is too large; use a smaller lr or rescale X"
+    )
 
 
 def _fractions(a: np.ndarray) -> np.ndarray:

@@ -286,7 +286,11 @@ def train_mlp(
     opt = optim.make_optimizer(
         optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2, eps=eps
     )
-    alpha = check_number("alpha", alpha, low=0.0)
+    check_lr(eps, dt, "eps")  # Adam divides by sqrt(v) + eps: eps must not round to 0 in dt
+    alpha = check_number("alpha", alpha, low=0.0, high=float(np.finfo(dt).max))
+    check_number("tol", tol, low=0.0, high=float(np.finfo(dt).max))  # compared in dt on JAX
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be None or a callable(epoch, loss), got {progress!r}")
     if not isinstance(shuffle, bool):
         raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
     X = check_features("X", X, net.sizes[0], dt)
@@ -295,7 +299,7 @@ def train_mlp(
     batch = _batch_size(batch_size, n)
     val = _validation_set(validation, net, dt)
     monitor, patience, tol = _stopping_rule(early_stopping, monitor, patience, tol, val)
-    check_memory(net.sizes, batch, dt.itemsize)
+    check_memory(net.sizes, batch, dt.itemsize, epochs)
     params = (
         nets.init_params(net.sizes, seed=seed, dtype=dt, scheme=init_scheme)
         if init is None
@@ -319,7 +323,12 @@ def train_mlp(
     params, hist, stop_epoch, best_epoch, train_time, compile_time = run
     k = first_nonfinite(hist["loss"])
     if k is not None:
-        raise FloatingPointError(_divergence_message(k, hist["loss"][k], lr, dt))
+        raise FloatingPointError(_divergence_message(k, hist["loss"][k], lr, alpha, dt))
+    if not all(np.all(np.isfinite(a)) for layer in params for a in layer):  # the last update's
+        raise FloatingPointError(
+            f"the parameters became infinite or NaN in the update of epoch {stop_epoch - 1} "
+            f"(lr={lr}, alpha={alpha}); training diverged - try a smaller lr"
+        )
     return MLPResult(
         params=params,
         net=net,
@@ -382,11 +391,16 @@ def _stopping_rule(
     return (monitor if early_stopping else None), patience, tol
 
 
-def _divergence_message(epoch: int, value: float, lr: float, dt: np.dtype) -> str:
+def _divergence_message(epoch: int, value: float, lr: float, alpha: float, dt: np.dtype) -> str:
     if epoch == 0:
         return (
             f"loss was already {value} in epoch 0, before training could move anything: the "
             f"initial parameters or the data overflow {dt.name} (rescale them, or use float64)"
+        )
+    if alpha:
+        return (
+            f"loss became {value} at epoch {epoch} (lr={lr}, alpha={alpha}); training diverged "
+            "- try a smaller lr or alpha"
         )
     return f"loss became {value} at epoch {epoch} (lr={lr}); training diverged - try a smaller lr"
 
@@ -412,13 +426,12 @@ def targets(name: str, y: Any, net: Net, n_rows: int, dt: np.dtype) -> np.ndarra
             )
         if a.shape[0] != n_rows:
             raise ValueError(f"{name} must have {n_rows} labels (one per row of X), got {a.shape}")
-        labels = a.astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= width):
+        if a.size and (a.min() < 0 or a.max() >= width):  # before the cast, which could wrap
             raise ValueError(
                 f"{name} must hold class labels in [0, {width}) for a {width}-unit softmax "
-                f"output, got labels in [{labels.min()}, {labels.max()}]"
+                f"output, got labels in [{a.min()}, {a.max()}]"
             )
-        return np.eye(width, dtype=dt)[labels]
+        return np.eye(width, dtype=dt)[a.astype(np.int64)]
     a = check_array(name, y, dt)
     if a.ndim == 1 and width == 1:
         a = a[:, None]
@@ -704,12 +717,14 @@ def _jax_train(
         norms = jnp.stack([jnp.sqrt(jnp.sum(g.w * g.w)) for g in grads])
         return (params, state, Xe, Ye), (loss * rows[k], hits, norms)
 
+    # Unshuffled, every epoch sees the same batches: gather them once.
+    fixed = None if plan.shuffle else distributed.gather_batches(mesh, X, Y, index[0])
+
     def epoch_body(carry: Any) -> Any:
         e, params, state, best, best_q, bad, stop, hist = carry
-        order = index[e] if plan.shuffle else index[0]
-        Xe, Ye = distributed.gather_batches(mesh, X, Y, order)
+        Xe, Ye = fixed if fixed is not None else distributed.gather_batches(mesh, X, Y, index[e])
         (params, state, _, _), (losses, hits, norms) = lax.scan(
-            batch_step, (params, state, Xe, Ye), jnp.arange(order.shape[0])
+            batch_step, (params, state, Xe, Ye), jnp.arange(index.shape[1])
         )
         loss = losses.sum() / plan.n_rows
         hist = dict(hist)

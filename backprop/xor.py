@@ -23,7 +23,6 @@ transcriptions of :func:`xor_loss_and_grads`, held to it by
 ``tests/test_fast.py`` on random and saturated inputs.
 """
 
-
 from typing import Any, NamedTuple
 
 import numpy as np

@@ -28,7 +28,15 @@ def as_float_array(xp: Any, name: str, x: Any) -> Any:
                 "jax.config.update('jax_enable_x64', True) or "
                 "`with jax.enable_x64(True):`, or pass float32"
             )
-    x = xp.asarray(x)
+    if x is None or isinstance(x, (str, bytes)):  # jnp.asarray(",") is a SyntaxError
+        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got {x!r}")
+    try:
+        x = xp.asarray(x)
+    except (TypeError, ValueError, OverflowError) as exc:  # JAX: object arrays, 2**70
+        raise TypeError(
+            f"{name} must be a floating-point array (float32 or float64), got "
+            f"{type(x).__name__}: {exc}"
+        ) from None
     if x.dtype.kind != "f":
         raise TypeError(
             f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}"

@@ -5,7 +5,9 @@ a 0-d array of the prediction's dtype; backward ``(dloss, cache) -> d
 prediction``. ``dloss`` is the upstream scalar (``1.0`` when the loss is the
 final cost). Targets get no gradient. Prediction and target must have the
 *same* shape: broadcasting (4, 1) against (4,) would silently build a (4, 4)
-loss, so it is refused.
+loss, so it is refused. As in :mod:`kernels.linear`, ``xp`` is bound by
+:func:`kernels.get_backend`, a non-float array raises ``TypeError``, and a
+``dloss`` that is not a scalar raises ``ValueError``.
 
 Reduction: every loss is a weighted *sum* of per-element (per-row, for
 softmax cross-entropy) losses, ``L = sum_i weights_i * l_i``. The default
@@ -53,6 +55,7 @@ def _weights(xp: Any, weights: Any, shape: tuple[int, ...], dtype: Any, count: i
     if weights is None:
         return xp.asarray(1.0 / count, dtype=dtype)
     weights = as_float_array(xp, "weights", weights).astype(dtype)
+    require_in_range(xp, "weights", weights, 0.0, None)  # a negative or NaN weight: no loss
     try:
         broadcast = np.broadcast_shapes(tuple(weights.shape), tuple(shape))
     except ValueError:
@@ -83,7 +86,18 @@ def bce_forward(xp: Any, p: Any, y: Any, weights: Any = None) -> tuple[Any, Any]
     Returns
     -------
     loss : 0-d array of p's dtype
-    cache : (clipped p, y, weights)
+    cache : tuple
+        ``(clipped p, y, weights)``.
+
+    Raises
+    ------
+    ValueError
+        If ``y``'s shape is not ``p``'s, ``p`` is empty, ``p`` or ``y`` holds
+        values outside [0, 1] or NaN, ``weights`` holds negative values or NaN
+        (values are checked on concrete arrays only), or ``weights`` does not
+        broadcast to ``p``'s shape.
+    TypeError
+        If ``y`` is not numeric.
 
     Notes
     -----
@@ -111,10 +125,11 @@ def bce_backward(xp: Any, dloss: Any, cache: Any) -> Any:
 
     Parameters
     ----------
-    dloss : scalar
+    dloss : float or 0-d array
         Upstream gradient of the loss (1.0 for the final cost).
-    cache : from :func:`bce_forward`
-        The *clipped* p, y and the weights.
+    cache : tuple
+        ``(clipped p, y, weights)`` from :func:`bce_forward`: the formula uses
+        the *clipped* p.
 
     Returns
     -------
@@ -149,7 +164,18 @@ def bce_with_logits_forward(xp: Any, z: Any, y: Any, weights: Any = None) -> tup
     Returns
     -------
     loss : 0-d array of z's dtype
-    cache : (z, y, weights)
+    cache : tuple
+        ``(z, y, weights)``: the *input* logits, not sigmoid(z).
+
+    Raises
+    ------
+    ValueError
+        If ``y``'s shape is not ``z``'s, ``z`` is empty, ``y`` holds values
+        outside [0, 1] or NaN, ``weights`` holds negative values or NaN (values
+        are checked on concrete arrays only), or ``weights`` does not broadcast
+        to ``z``'s shape.
+    TypeError
+        If ``y`` is not numeric.
 
     Notes
     -----
@@ -168,18 +194,23 @@ def bce_with_logits_forward(xp: Any, z: Any, y: Any, weights: Any = None) -> tup
 def bce_with_logits_backward(xp: Any, dloss: Any, cache: Any) -> Any:
     """Gradient of BCE on logits: dL/dz_i = w_i (sigma(z_i) - y_i).
 
-    The sigmoid's derivative sigma (1 - sigma) cancels against BCE's
-    1 / (p (1 - p)), which is why the fused form is stable: at a saturated
-    output the gradient is the full w_i (1 - y_i), not 0.
-
     Parameters
     ----------
-    dloss : scalar
-    cache : from :func:`bce_with_logits_forward`, the *input* logits z, y, w.
+    dloss : float or 0-d array
+        Upstream gradient of the loss (1.0 for the final cost).
+    cache : tuple
+        ``(z, y, weights)`` from :func:`bce_with_logits_forward`: the *input*
+        logits ``z``.
 
     Returns
     -------
     dz : array of z's shape and dtype
+
+    Notes
+    -----
+    The sigmoid's derivative sigma (1 - sigma) cancels against BCE's
+    1 / (p (1 - p)), which is why the fused form is stable: at a saturated
+    output the gradient is the full w_i (1 - y_i), not 0.
     """
     z, y, w = cache
     dloss = as_upstream(xp, "dloss", dloss, (), z.dtype)
@@ -189,12 +220,32 @@ def bce_with_logits_backward(xp: Any, dloss: Any, cache: Any) -> Any:
 def softmax(xp: Any, z: Any) -> Any:
     """Softmax over the last axis: exp(z_c - m) / sum_c exp(z_c - m), m = max_c z_c.
 
-    z: (..., C) logits; returns probabilities of z's shape and dtype, each row
-    summing to 1. Subtracting the row maximum keeps exp's argument <= 0, so
-    no logit overflows. The prediction of a softmax output layer; training
-    uses :func:`softmax_cross_entropy_forward`, which fuses it with the loss.
+    The prediction of a softmax output layer; training uses
+    :func:`softmax_cross_entropy_forward`, which fuses it with the loss.
+
+    Parameters
+    ----------
+    z : array, shape (..., C)
+        Logits.
+
+    Returns
+    -------
+    p : array of z's shape and dtype
+        Probabilities, each row summing to 1.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is 0-d or has no classes (a last axis of length 0).
+
+    Notes
+    -----
+    Subtracting the row maximum keeps exp's argument <= 0, so no logit
+    overflows.
     """
     z = as_float_array(xp, "z", z)
+    if z.ndim == 0 or z.shape[-1] == 0:
+        raise ValueError(f"z must have at least one class on its last axis, got shape {z.shape}")
     e = xp.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -217,7 +268,17 @@ def softmax_cross_entropy_forward(xp: Any, z: Any, y: Any, weights: Any = None) 
     Returns
     -------
     loss : 0-d array of z's dtype
-    cache : (softmax(z), y, weights)
+    cache : tuple
+        ``(softmax(z), y, weights)``: the softmax *output*, not the logits.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is not 2-D, ``y``'s shape is not ``z``'s, ``z`` is empty, ``y``
+        or ``weights`` holds negative values or NaN (concrete arrays only), or
+        ``weights`` does not broadcast to (N,).
+    TypeError
+        If ``y`` is not numeric.
 
     Notes
     -----
@@ -242,18 +303,23 @@ def softmax_cross_entropy_forward(xp: Any, z: Any, y: Any, weights: Any = None) 
 def softmax_cross_entropy_backward(xp: Any, dloss: Any, cache: Any) -> Any:
     """Gradient of softmax cross-entropy: dL/dz_nc = w_n (softmax(z_n)_c s_n - y_nc).
 
-    s_n = sum_c y_nc is 1 for target distributions, so the gradient is the
-    familiar w_n (softmax(z_n) - y_n); the general form keeps it exact for
-    any y >= 0. Uses the cached *softmax output* (not the logits) and y.
-
     Parameters
     ----------
-    dloss : scalar
-    cache : from :func:`softmax_cross_entropy_forward`
+    dloss : float or 0-d array
+        Upstream gradient of the loss (1.0 for the final cost).
+    cache : tuple
+        ``(softmax(z), y, weights)`` from :func:`softmax_cross_entropy_forward`:
+        uses the cached *softmax output* (not the logits) and y.
 
     Returns
     -------
     dz : array (N, C) of z's dtype
+
+    Notes
+    -----
+    s_n = sum_c y_nc is 1 for target distributions, so the gradient is the
+    familiar w_n (softmax(z_n) - y_n); the general form keeps it exact for
+    any y >= 0.
     """
     p, y, w = cache
     dloss = as_upstream(xp, "dloss", dloss, (), p.dtype)
@@ -267,13 +333,26 @@ def mse_forward(xp: Any, yhat: Any, y: Any, weights: Any = None) -> tuple[Any, A
     Parameters
     ----------
     yhat : array, any shape
+        Predictions.
     y : array, yhat's shape
+        Targets.
     weights : array broadcastable to yhat's shape, optional
+        Per-element weights; default 1 / yhat.size.
 
     Returns
     -------
     loss : 0-d array of yhat's dtype
-    cache : (residual yhat - y, weights)
+    cache : tuple
+        ``(yhat - y, weights)``: the residual, not ``yhat``.
+
+    Raises
+    ------
+    ValueError
+        If ``y``'s shape is not ``yhat``'s, ``yhat`` is empty, or ``weights``
+        holds negative values or NaN (concrete arrays only) or does not
+        broadcast to ``yhat``'s shape.
+    TypeError
+        If ``y`` is not numeric.
     """
     yhat, y = _pair(xp, "yhat", yhat, y)
     w = _weights(xp, weights, yhat.shape, yhat.dtype, yhat.size)
@@ -284,7 +363,16 @@ def mse_forward(xp: Any, yhat: Any, y: Any, weights: Any = None) -> tuple[Any, A
 def mse_backward(xp: Any, dloss: Any, cache: Any) -> Any:
     """Gradient of the squared error: dL/dyhat_i = 2 w_i (yhat_i - y_i), times ``dloss``.
 
-    Uses the cached residual; returns dyhat with yhat's shape and dtype.
+    Parameters
+    ----------
+    dloss : float or 0-d array
+        Upstream gradient of the loss (1.0 for the final cost).
+    cache : tuple
+        ``(yhat - y, weights)`` from :func:`mse_forward`: uses the cached residual.
+
+    Returns
+    -------
+    dyhat : array of yhat's shape and dtype
     """
     r, w = cache
     dloss = as_upstream(xp, "dloss", dloss, (), r.dtype)
@@ -305,9 +393,17 @@ def l2_penalty_forward(xp: Any, w: Any, scale: Any) -> tuple[Any, Any]:
     Returns
     -------
     loss : 0-d array of w's dtype
-    cache : (w, scale)
+    cache : tuple
+        ``(w, scale)``, ``scale`` cast to w's dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not a scalar, or is negative or NaN (concrete arrays only).
     """
     w = as_float_array(xp, "w", w)
+    if isinstance(scale, (str, bytes)) or scale is None:  # asarray would parse "inf"
+        raise TypeError(f"scale must be a real number >= 0, got {scale!r}")
     scale = xp.asarray(scale, dtype=w.dtype)
     if scale.ndim != 0:
         raise ValueError(f"scale must be a scalar, got shape {tuple(scale.shape)}")
@@ -318,7 +414,17 @@ def l2_penalty_forward(xp: Any, w: Any, scale: Any) -> tuple[Any, Any]:
 def l2_penalty_backward(xp: Any, dloss: Any, cache: Any) -> Any:
     """Gradient of the L2 penalty: dL/dw = scale * w, times ``dloss``.
 
-    Uses the cached weights and scale; returns dw with w's shape and dtype.
+    Parameters
+    ----------
+    dloss : float or 0-d array
+        Upstream gradient of the loss (1.0 for the final cost).
+    cache : tuple
+        ``(w, scale)`` from :func:`l2_penalty_forward`: uses the cached weights
+        and scale.
+
+    Returns
+    -------
+    dw : array of w's shape and dtype
     """
     w, scale = cache
     dloss = as_upstream(xp, "dloss", dloss, (), w.dtype)

@@ -12,7 +12,6 @@ from backprop import experiments as E
 from backprop.data import truth_table, xor_blobs
 from backprop.io import load_params, save_params
 from backprop.nets import init_params, make_net, predict
-from backprop.train import train_mlp
 from backprop.perceptron import perceptron_rule
 
 QUIET = {"out": lambda *a: None}

@@ -21,7 +21,6 @@ from sklearn.neural_network import MLPClassifier as SkMLP  # noqa: E402
 from backprop import MLPClassifier  # noqa: E402
 from backprop.nets import init_params  # noqa: E402
 from backprop.train import train_mlp  # noqa: E402
-
 from tests.conftest import HAVE_JAX  # noqa: E402
 
 DIGITS = sklearn.datasets.load_digits()

@@ -12,7 +12,8 @@ The public API:
   gradient, with a diagnosis of what is wrong;
 - :mod:`backprop.data`: the notes' toy data and scikit-learn's bundled sets.
 
-The primitives live in the sibling package :mod:`kernels`.
+The primitives live in :mod:`backprop.kernels` (the repository's top-level
+``kernels/`` folder).
 """
 
 from backprop.data import load_dataset, truth_table, xor_blobs, xor_data

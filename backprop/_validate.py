@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels import BACKENDS
+from backprop.kernels import BACKENDS
 
 DTYPES = ("float32", "float64")
 MAX_STEPS = 2**31 - 1

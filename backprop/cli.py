@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from backprop import experiments as E
+from backprop.kernels import BACKENDS
 from backprop.xor import DEFAULT_LR
-from kernels import BACKENDS
 
 
 class UsageError(Exception):
@@ -208,7 +208,7 @@ def _save(path: str, params: Any) -> None:
 def run_gradcheck(args: argparse.Namespace) -> int:
     """Print every kernel's finite-difference check, per backend; exit 1 unless all pass."""
     from backprop.kernel_checks import check_all_kernels, format_table
-    from kernels import get_backend
+    from backprop.kernels import get_backend
 
     _require(args, () if args.backend == "all" else (args.backend,))
     results = {}

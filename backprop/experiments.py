@@ -21,10 +21,10 @@ import numpy as np
 from backprop._validate import take_renamed
 from backprop.data import truth_table, xor_blobs
 from backprop.io import load_params, save_params
+from backprop.kernels import get_backend
 from backprop.nets import init_params, loss_and_grads, make_net, predict
 from backprop.perceptron import PerceptronResult, perceptron_rule
 from backprop.train import MLPResult, train_mlp
-from kernels import get_backend
 
 LN2 = math.log(2)
 # Layer sizes of the networks the experiments train (what --load must match).

@@ -2,7 +2,7 @@
 
 ``python -m backprop gradcheck`` prints :func:`format_table` of
 :func:`check_all_kernels` for each installed backend. The inputs come from
-each kernel's declaration in :mod:`kernels.registry`.
+each kernel's declaration in :mod:`backprop.kernels.registry`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from backprop.gradcheck import GradcheckReport, check_kernel
-from kernels import KERNELS, PAIRS, Backend
-from kernels.registry import sample_inputs
+from backprop.kernels import KERNELS, PAIRS, Backend
+from backprop.kernels.registry import sample_inputs
 
 
 def kernel_cases(K: Backend, seed: int = 0) -> dict[str, tuple[Any, Any, dict[str, Any]]]:

@@ -28,8 +28,8 @@ from backprop._validate import (
 )
 from backprop.data import xor_data
 from backprop.fast.xor_nets import Nets, costs, forward, nets_first, nets_last, step
+from backprop.kernels import get_backend
 from backprop.xor import DEFAULT_LR, MAX_HIDDEN, XorParams
-from kernels import get_backend
 
 
 @dataclass(frozen=True, repr=False)

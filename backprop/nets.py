@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from kernels import KERNELS, Backend
+from backprop.kernels import KERNELS, Backend
 
 HEADS: dict[str, tuple[str, str]] = {
     "sigmoid": ("bce", "bce_with_logits"),
@@ -356,7 +356,7 @@ def predict(params: Sequence[Layer], X: Any, net: Net, backend: str = "numpy") -
     Returns a NumPy array (N, DL).
     """
     from backprop._validate import check_backend
-    from kernels import get_backend
+    from backprop.kernels import get_backend
 
     K = get_backend(check_backend(backend))
     z, _ = forward(K, params, X, net)

@@ -30,7 +30,7 @@ from backprop._validate import (
     check_positive_int,
     take_renamed,
 )
-from kernels import get_backend
+from backprop.kernels import get_backend
 
 
 @dataclass(frozen=True, repr=False)

@@ -50,8 +50,8 @@ from backprop._validate import (
     first_nonfinite,
     take_renamed,
 )
+from backprop.kernels import get_backend
 from backprop.nets import Layer, Net
-from kernels import get_backend
 
 MONITORS = ("loss", "val_loss", "val_accuracy")
 MAX_ORDER_ENTRIES = 2**28

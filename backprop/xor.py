@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from backprop._validate import check_dtype, check_positive_int, check_seed
-from kernels import Backend
+from backprop.kernels import Backend
 
 DEFAULT_LR = 1.0
 MAX_HIDDEN = 4096

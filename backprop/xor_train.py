@@ -27,8 +27,8 @@ from backprop._validate import (
 from backprop.data import xor_data
 from backprop.fast.xor_inplace import train_inplace
 from backprop.fast.xor_single import train_single_jax
+from backprop.kernels import get_backend
 from backprop.xor import DEFAULT_LR, MAX_HIDDEN, XorParams, init_xor_params, xor_predict
-from kernels import get_backend
 
 
 @dataclass(frozen=True, repr=False)

@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from backprop.data import load_dataset, xor_data
+from backprop.kernels import KERNELS, PAIRS, get_backend
+from backprop.kernels.registry import sample_inputs
 from backprop.nets import Layer, init_params, loss_and_grads, make_net
 from backprop.xor import XorParams, init_xor_params
-from kernels import KERNELS, PAIRS, get_backend
-from kernels.registry import sample_inputs
 
 LR = 1.0
 XOR_EPOCHS = 10_000

@@ -1,7 +1,8 @@
 """Build the API reference from the docstrings: ``python docs/build.py [OUT_DIR]``.
 
 Writes HTML (pdoc, NumPy docstring style) for every public module of
-``backprop`` and ``kernels`` to OUT_DIR (default ``docs/api``), and exits
+``backprop`` (kernels included, as ``backprop.kernels``) to OUT_DIR (default
+``docs/api``), and exits
 with status 1 if pdoc warned about anything (CI runs it that way).
 """
 
@@ -17,21 +18,22 @@ sys.path.insert(0, str(ROOT))
 
 
 def public_modules() -> list[str]:
-    """backprop, kernels and their public submodules, each named once.
+    """backprop, backprop.kernels and their public submodules, each named once.
 
     pdoc documents a package's subpackages' modules and the submodules its
     ``__all__`` names by itself, so only the rest are listed.
     """
     import backprop
-    import kernels
+    import backprop.kernels as kernels
 
     names = []
     for package in (backprop, kernels):
-        names.append(package.__name__)
+        if package.__name__ not in names:
+            names.append(package.__name__)
         exported = set(getattr(package, "__all__", ()))
         for info in pkgutil.iter_modules(package.__path__, prefix=f"{package.__name__}."):
             leaf = info.name.rsplit(".", 1)[1]
-            if not leaf.startswith("_") and leaf not in exported:
+            if not leaf.startswith("_") and leaf not in exported and info.name not in names:
                 names.append(info.name)
     return names
 

@@ -1,9 +1,9 @@
 """Hand-derived forward/backward kernels on NumPy and JAX.
 
 Each operation is written once, against an array namespace ``xp``
-(``numpy`` or ``jax.numpy``), in :mod:`kernels.linear`,
-:mod:`kernels.activations` and :mod:`kernels.losses`, and declared once in
-:mod:`kernels.registry`. :func:`get_backend` binds ``xp`` and returns an
+(``numpy`` or ``jax.numpy``), in :mod:`backprop.kernels.linear`,
+:mod:`backprop.kernels.activations` and :mod:`backprop.kernels.losses`, and declared once in
+:mod:`backprop.kernels.registry`. :func:`get_backend` binds ``xp`` and returns an
 object offering every registered kernel under the same names on both
 backends::
 
@@ -22,7 +22,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from kernels.registry import KERNELS, PAIRS, KernelSpec, get_spec
+from .registry import KERNELS, PAIRS, KernelSpec, get_spec
 
 BACKENDS = ("numpy", "jax")
 

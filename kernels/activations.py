@@ -1,6 +1,6 @@
 """Elementwise activations: sigmoid (and sigma'), ReLU, tanh, identity, step.
 
-Same contract and errors as :mod:`kernels.linear`: forward ``-> (out, cache)``,
+Same contract and errors as :mod:`backprop.kernels.linear`: forward ``-> (out, cache)``,
 backward ``(dout, cache) -> dz``. All are elementwise, so ``z`` may have any
 shape and ``dout`` must have the same shape.
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernels._checks import as_float_array, as_upstream
+from ._checks import as_float_array, as_upstream
+from .spec import Domain, KernelSpec, elementwise
 
 
 def _sigmoid(xp: Any, z: Any) -> Any:
@@ -230,3 +231,62 @@ def step_forward(xp: Any, z: Any) -> tuple[Any, None]:
     """
     z = as_float_array(xp, "z", z)
     return (z > 0).astype(z.dtype), None
+
+
+DECLARATIONS = (
+    KernelSpec(
+        "sigmoid",
+        "activation",
+        sigmoid_forward,
+        sigmoid_backward,
+        ("z",),
+        1,
+        elementwise,
+        "1 / (1 + e^-z) | dz = dout s (1 - s), from the cached output s",
+        {"z": Domain("real", -30.0, 30.0)},
+        extras=(sigmoid_prime,),
+    ),
+    KernelSpec(
+        "relu",
+        "activation",
+        relu_forward,
+        relu_backward,
+        ("z",),
+        1,
+        elementwise,
+        "max(z, 0) | dz = dout [z > 0], from the cached input z (0 at the kink)",
+        {"z": Domain("real", -30.0, 30.0, avoid=(0.0,), margin=1e-3)},
+    ),
+    KernelSpec(
+        "tanh",
+        "activation",
+        tanh_forward,
+        tanh_backward,
+        ("z",),
+        1,
+        elementwise,
+        "tanh(z) | dz = dout (1 - t^2), from the cached output t",
+        {"z": Domain("real", -10.0, 10.0)},
+    ),
+    KernelSpec(
+        "identity",
+        "activation",
+        identity_forward,
+        identity_backward,
+        ("z",),
+        1,
+        elementwise,
+        "z | dz = dout",
+    ),
+    KernelSpec(
+        "step",
+        "activation",
+        step_forward,
+        None,
+        ("z",),
+        0,
+        elementwise,
+        "1 if z > 0 else 0 | none (forward only: the perceptron rule)",
+    ),
+)
+"""This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""

@@ -3,7 +3,7 @@
 Contract for every kernel in this package: ``<op>_forward(xp, ...) -> (out,
 cache)`` and ``<op>_backward(xp, dout, cache) ->`` one gradient per
 differentiable input, in input order. ``xp`` is the array namespace (``numpy``
-or ``jax.numpy``); :func:`kernels.get_backend` binds it, so users call
+or ``jax.numpy``); :func:`backprop.kernels.get_backend` binds it, so users call
 ``K.matmul_forward(x, w)``. An array that is not floating point (or float64
 under JAX with ``jax_enable_x64`` off) raises ``TypeError``; a ``dout``
 without the forward output's shape raises ``ValueError``.
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernels._checks import as_float_array, as_upstream
+from ._checks import as_float_array, as_upstream
+from .spec import KernelSpec
 
 
 def matmul_forward(xp: Any, x: Any, w: Any) -> tuple[Any, Any]:
@@ -197,3 +198,29 @@ def add_bias_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any]:
     """
     dout = as_upstream(xp, "dout", dout, cache, None)
     return dout, dout.sum(axis=-2)
+
+
+DECLARATIONS = (
+    KernelSpec(
+        "matmul",
+        "linear",
+        matmul_forward,
+        matmul_backward,
+        ("x", "w"),
+        2,
+        lambda n, d, m: {"x": (n, d), "w": (d, m)},
+        "x @ w | dx = dout @ w.T, dw = x.T @ dout",
+        extras=(matmul_backward_weights,),
+    ),
+    KernelSpec(
+        "add_bias",
+        "linear",
+        add_bias_forward,
+        add_bias_backward,
+        ("x", "b"),
+        2,
+        lambda n, d, m: {"x": (n, m), "b": (m,)},
+        "x + b (b added to each row) | dx = dout, db = sum over rows of dout",
+    ),
+)
+"""This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""

@@ -5,8 +5,8 @@ a 0-d array of the prediction's dtype; backward ``(dloss, cache) -> d
 prediction``. ``dloss`` is the upstream scalar (``1.0`` when the loss is the
 final cost). Targets get no gradient. Prediction and target must have the
 *same* shape: broadcasting (4, 1) against (4,) would silently build a (4, 4)
-loss, so it is refused. As in :mod:`kernels.linear`, ``xp`` is bound by
-:func:`kernels.get_backend`, a non-float array raises ``TypeError``, and a
+loss, so it is refused. As in :mod:`backprop.kernels.linear`, ``xp`` is bound by
+:func:`backprop.kernels.get_backend`, a non-float array raises ``TypeError``, and a
 ``dloss`` that is not a scalar raises ``ValueError``.
 
 Reduction: every loss is a weighted *sum* of per-element (per-row, for
@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from kernels._checks import as_float_array, as_upstream, require_in_range
-from kernels.activations import _sigmoid
+from ._checks import as_float_array, as_upstream, require_in_range
+from .activations import _sigmoid
+from .spec import TARGETS, Domain, KernelSpec, prediction
 
 
 def _pair(xp: Any, pred_name: str, pred: Any, y: Any) -> tuple[Any, Any]:
@@ -429,3 +430,64 @@ def l2_penalty_backward(xp: Any, dloss: Any, cache: Any) -> Any:
     w, scale = cache
     dloss = as_upstream(xp, "dloss", dloss, (), w.dtype)
     return dloss * scale * w
+
+
+DECLARATIONS = (
+    KernelSpec(
+        "bce",
+        "loss",
+        bce_forward,
+        bce_backward,
+        ("p", "y"),
+        1,
+        prediction("p"),
+        "-mean(y log p + (1-y) log(1-p)), p clipped to [tiny, 1 - eps/2] "
+        "| dp = (p - y) / (p (1 - p)) / N",
+        {"p": Domain("real", 1e-3, 1 - 1e-3), "y": TARGETS},
+    ),
+    KernelSpec(
+        "bce_with_logits",
+        "loss",
+        bce_with_logits_forward,
+        bce_with_logits_backward,
+        ("z", "y"),
+        1,
+        prediction("z"),
+        "mean(max(z, 0) - z y + log1p(e^-|z|)) | dz = (sigma(z) - y) / N",
+        {"z": Domain("real", -100.0, 100.0), "y": TARGETS},
+    ),
+    KernelSpec(
+        "softmax_cross_entropy",
+        "loss",
+        softmax_cross_entropy_forward,
+        softmax_cross_entropy_backward,
+        ("z", "y"),
+        1,
+        prediction("z"),
+        "mean over rows of logsumexp(z) - y . z | dz = (softmax(z) - y) / N",
+        {"z": Domain("real", -30.0, 30.0), "y": Domain("onehot")},
+        extras=(softmax,),
+    ),
+    KernelSpec(
+        "mse",
+        "loss",
+        mse_forward,
+        mse_backward,
+        ("yhat", "y"),
+        1,
+        prediction("yhat"),
+        "mean((yhat - y)^2) | dyhat = 2 (yhat - y) / N",
+    ),
+    KernelSpec(
+        "l2_penalty",
+        "loss",
+        l2_penalty_forward,
+        l2_penalty_backward,
+        ("w", "scale"),
+        1,
+        lambda n, d, m: {"w": (d, m), "scale": ()},
+        "scale / 2 sum(w^2) | dw = scale w",
+        {"scale": Domain("scale", 0.0, 2.0)},
+    ),
+)
+"""This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""

@@ -4,224 +4,31 @@ A :class:`KernelSpec` names a kernel's forward and backward halves, its
 inputs (in the forward's order), how many of them get a gradient, the
 shapes its inputs take and the range each input's values are valid (and
 well conditioned for finite differences) in. Everything that iterates over
-kernels reads :data:`KERNELS`: :func:`kernels.get_backend` binds every
+kernels reads :data:`KERNELS`: :func:`backprop.kernels.get_backend` binds every
 function listed here, the gradient-check suite and the property tests draw
 their inputs from the declared shapes and ranges, the kernel benchmarks
 time each pair at a small and a large size, and ``python -m backprop
 gradcheck`` prints one row per kernel input. Adding a kernel means writing
-its pair in its family's module and one entry here.
+its pair in its family's module and its :class:`KernelSpec` in that
+module's ``DECLARATIONS``; a new family module is added to
+:data:`FAMILIES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from kernels import activations, linear, losses
+from . import activations, linear, losses
+from .spec import KernelSpec
 
+FAMILIES = (linear, activations, losses)
+"""The family modules, each ending with its ``DECLARATIONS``, in table order."""
 
-@dataclass(frozen=True)
-class Domain:
-    """Where an input's values are drawn from.
-
-    ``kind``: "real" (uniform in [lo, hi]), "targets" (0/1 labels or soft
-    targets in [0, 1]), "onehot" (one-hot rows), "scale" (a scalar in
-    [lo, hi]). ``avoid``: points the derivative is undefined at (ReLU's kink);
-    values within ``margin`` of them are moved away.
-    """
-
-    kind: str = "real"
-    lo: float = -3.0
-    hi: float = 3.0
-    avoid: tuple[float, ...] = ()
-    margin: float = 0.0
-
-
-@dataclass(frozen=True)
-class KernelSpec:
-    """One kernel: ``forward(xp, *inputs) -> (out, cache)``, ``backward(xp, dout, cache)``.
-
-    ``inputs``: names in the forward's argument order; ``grads``: how many of
-    the first inputs the backward returns a gradient for (targets and scales
-    get none); ``shapes(n, d, m)``: each input's shape for a batch of n rows,
-    d inputs and m outputs; ``domains``: each input's :class:`Domain`
-    (default: real values in [-3, 3]); ``extras``: further functions of the
-    same family bound with the pair (``sigmoid_prime``,
-    ``matmul_backward_weights``); ``formula``: forward and backward in words,
-    for tables.
-    """
-
-    name: str
-    family: str
-    forward: Callable[..., Any]
-    backward: Callable[..., Any] | None
-    inputs: tuple[str, ...]
-    grads: int
-    shapes: Callable[[int, int, int], dict[str, tuple[int, ...]]]
-    formula: str
-    domains: Mapping[str, Domain] = field(default_factory=dict)
-    extras: tuple[Callable[..., Any], ...] = ()
-
-    @property
-    def is_loss(self) -> bool:
-        """A scalar output: the backward takes a scalar upstream gradient."""
-        return self.family == "loss"
-
-    def domain(self, name: str) -> Domain:
-        return self.domains.get(name, Domain())
-
-    def functions(self) -> tuple[Callable[..., Any], ...]:
-        pair = (self.forward,) if self.backward is None else (self.forward, self.backward)
-        return pair + self.extras
-
-
-def _elementwise(n: int, d: int, m: int) -> dict[str, tuple[int, ...]]:
-    return {"z": (n, m)}
-
-
-def _prediction(pred: str) -> Callable[[int, int, int], dict[str, tuple[int, ...]]]:
-    return lambda n, d, m: {pred: (n, m), "y": (n, m)}
-
-
-_TARGETS = Domain("targets", 0.0, 1.0)
-_SPECS = (
-    KernelSpec(
-        "matmul",
-        "linear",
-        linear.matmul_forward,
-        linear.matmul_backward,
-        ("x", "w"),
-        2,
-        lambda n, d, m: {"x": (n, d), "w": (d, m)},
-        "x @ w | dx = dout @ w.T, dw = x.T @ dout",
-        extras=(linear.matmul_backward_weights,),
-    ),
-    KernelSpec(
-        "add_bias",
-        "linear",
-        linear.add_bias_forward,
-        linear.add_bias_backward,
-        ("x", "b"),
-        2,
-        lambda n, d, m: {"x": (n, m), "b": (m,)},
-        "x + b (b added to each row) | dx = dout, db = sum over rows of dout",
-    ),
-    KernelSpec(
-        "sigmoid",
-        "activation",
-        activations.sigmoid_forward,
-        activations.sigmoid_backward,
-        ("z",),
-        1,
-        _elementwise,
-        "1 / (1 + e^-z) | dz = dout s (1 - s), from the cached output s",
-        {"z": Domain("real", -30.0, 30.0)},
-        extras=(activations.sigmoid_prime,),
-    ),
-    KernelSpec(
-        "relu",
-        "activation",
-        activations.relu_forward,
-        activations.relu_backward,
-        ("z",),
-        1,
-        _elementwise,
-        "max(z, 0) | dz = dout [z > 0], from the cached input z (0 at the kink)",
-        {"z": Domain("real", -30.0, 30.0, avoid=(0.0,), margin=1e-3)},
-    ),
-    KernelSpec(
-        "tanh",
-        "activation",
-        activations.tanh_forward,
-        activations.tanh_backward,
-        ("z",),
-        1,
-        _elementwise,
-        "tanh(z) | dz = dout (1 - t^2), from the cached output t",
-        {"z": Domain("real", -10.0, 10.0)},
-    ),
-    KernelSpec(
-        "identity",
-        "activation",
-        activations.identity_forward,
-        activations.identity_backward,
-        ("z",),
-        1,
-        _elementwise,
-        "z | dz = dout",
-    ),
-    KernelSpec(
-        "step",
-        "activation",
-        activations.step_forward,
-        None,
-        ("z",),
-        0,
-        _elementwise,
-        "1 if z > 0 else 0 | none (forward only: the perceptron rule)",
-    ),
-    KernelSpec(
-        "bce",
-        "loss",
-        losses.bce_forward,
-        losses.bce_backward,
-        ("p", "y"),
-        1,
-        _prediction("p"),
-        "-mean(y log p + (1-y) log(1-p)), p clipped to [tiny, 1 - eps/2] "
-        "| dp = (p - y) / (p (1 - p)) / N",
-        {"p": Domain("real", 1e-3, 1 - 1e-3), "y": _TARGETS},
-    ),
-    KernelSpec(
-        "bce_with_logits",
-        "loss",
-        losses.bce_with_logits_forward,
-        losses.bce_with_logits_backward,
-        ("z", "y"),
-        1,
-        _prediction("z"),
-        "mean(max(z, 0) - z y + log1p(e^-|z|)) | dz = (sigma(z) - y) / N",
-        {"z": Domain("real", -100.0, 100.0), "y": _TARGETS},
-    ),
-    KernelSpec(
-        "softmax_cross_entropy",
-        "loss",
-        losses.softmax_cross_entropy_forward,
-        losses.softmax_cross_entropy_backward,
-        ("z", "y"),
-        1,
-        _prediction("z"),
-        "mean over rows of logsumexp(z) - y . z | dz = (softmax(z) - y) / N",
-        {"z": Domain("real", -30.0, 30.0), "y": Domain("onehot")},
-        extras=(losses.softmax,),
-    ),
-    KernelSpec(
-        "mse",
-        "loss",
-        losses.mse_forward,
-        losses.mse_backward,
-        ("yhat", "y"),
-        1,
-        _prediction("yhat"),
-        "mean((yhat - y)^2) | dyhat = 2 (yhat - y) / N",
-    ),
-    KernelSpec(
-        "l2_penalty",
-        "loss",
-        losses.l2_penalty_forward,
-        losses.l2_penalty_backward,
-        ("w", "scale"),
-        1,
-        lambda n, d, m: {"w": (d, m), "scale": ()},
-        "scale / 2 sum(w^2) | dw = scale w",
-        {"scale": Domain("scale", 0.0, 2.0)},
-    ),
-)
-
-KERNELS: dict[str, KernelSpec] = {spec.name: spec for spec in _SPECS}
+KERNELS: dict[str, KernelSpec] = {
+    spec.name: spec for module in FAMILIES for spec in module.DECLARATIONS
+}
 """Every kernel, by name, in the order tables list them."""
 
 PAIRS = tuple(name for name, spec in KERNELS.items() if spec.backward is not None)

@@ -60,7 +60,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def K(backend_name: str):
     """The kernels of the current backend."""
-    from kernels import get_backend
+    from backprop.kernels import get_backend
 
     return get_backend(backend_name)
 

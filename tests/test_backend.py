@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-import kernels
-from kernels import KERNEL_NAMES, get_backend
+import backprop.kernels as kernels
+from backprop.kernels import KERNEL_NAMES, get_backend
 
 
 def test_unknown_backend_lists_the_choices():

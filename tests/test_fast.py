@@ -15,8 +15,8 @@ import pytest
 
 from backprop.data import xor_data
 from backprop.fast import TRANSCRIPTIONS
+from backprop.kernels import get_backend
 from backprop.xor import XorParams, init_xor_params, xor_loss_and_grads, xor_step
-from kernels import get_backend
 from tests.conftest import HAVE_JAX
 
 XOR_PATHS = [t for t in TRANSCRIPTIONS if t.source == "backprop.xor.xor_loss_and_grads"]

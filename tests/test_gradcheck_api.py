@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backprop.gradcheck import check_kernel, gradcheck, numeric_gradient
-from kernels import get_backend
+from backprop.kernels import get_backend
 
 pytestmark = pytest.mark.gradcheck
 

@@ -13,9 +13,9 @@ import pytest
 
 from backprop.data import xor_data
 from backprop.gradcheck import gradcheck
+from backprop.kernels import get_backend
 from backprop.nets import Layer, init_params, loss_and_grads, make_net
 from backprop.xor import XorParams, init_xor_params, xor_forward, xor_loss_and_grads
-from kernels import get_backend
 from tests.conftest import HAVE_JAX
 
 pytestmark = pytest.mark.gradcheck

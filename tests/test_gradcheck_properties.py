@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backprop.gradcheck import check_kernel
-from kernels import KERNELS, PAIRS, get_backend
+from backprop.kernels import KERNELS, PAIRS, get_backend
 from tests.conftest import HAVE_JAX
 
 pytestmark = pytest.mark.gradcheck

@@ -81,7 +81,7 @@ class CliExit(Exception):
 def resolve(entry: str) -> Any:
     """The function or class an entry name stands for."""
     if ":" in entry and entry.split(":")[0] in ("numpy", "jax"):
-        from kernels import get_backend
+        from backprop.kernels import get_backend
 
         backend, kernel = entry.split(":")
         return getattr(get_backend(backend), kernel)

@@ -11,7 +11,7 @@ import pytest
 
 from backprop.gradcheck import check_kernel
 from backprop.kernel_checks import kernel_cases
-from kernels import KERNELS, PAIRS
+from backprop.kernels import KERNELS, PAIRS
 
 RNG = np.random.default_rng(1234)
 DTYPES = ["float32", "float64"]
@@ -239,7 +239,7 @@ def test_bad_shapes_and_dtypes_name_the_argument(K):
 
 def test_jax_refuses_float64_it_would_truncate():
     jax = pytest.importorskip("jax")
-    from kernels import get_backend
+    from backprop.kernels import get_backend
 
     K = get_backend("jax")
     with (
@@ -251,7 +251,7 @@ def test_jax_refuses_float64_it_would_truncate():
 
 def test_jax_kernels_run_under_jit_and_match_numpy():
     jax = pytest.importorskip("jax")
-    from kernels import get_backend
+    from backprop.kernels import get_backend
 
     Kn, Kj = get_backend("numpy"), get_backend("jax")
     x, w, b, y = arr((6, 3)), arr((3, 1)), arr((1,)), labels((6, 1))
@@ -402,7 +402,7 @@ def test_targets_outside_the_loss_s_domain_are_refused(K, kernel, pred, target, 
 
 
 def test_the_registry_declares_every_bound_function_once():
-    from kernels import FUNCTIONS, KERNEL_NAMES, get_spec
+    from backprop.kernels import FUNCTIONS, KERNEL_NAMES, get_spec
 
     assert len(set(KERNEL_NAMES)) == len(KERNEL_NAMES) == len(FUNCTIONS)
     for name, spec in KERNELS.items():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from backprop import XorParams, train_xor_manual, xor_data
+from backprop.kernels import get_backend
 from backprop.many import init_xor_many, train_xor_many
 from backprop.xor import xor_loss_and_grads
-from kernels import get_backend
 
 
 @pytest.mark.parametrize("hidden", [2, 3])

@@ -209,7 +209,7 @@ def test_the_api_reference_builds_without_warnings(tmp_path):
 
 
 def test_every_registered_kernel_is_in_the_readme_table():
-    from kernels import KERNELS
+    from backprop.kernels import KERNELS
 
     for name in KERNELS:
         assert f"| `{name}` |" in README, name

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from backprop import nets, optim
+from backprop.kernels import get_backend
 from backprop.nets import Layer, init_params, loss_and_grads, make_net
 from backprop.train import train_mlp
-from kernels import get_backend
 from tests.conftest import HAVE_JAX
 
 needs_jax = pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")

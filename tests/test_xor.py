@@ -13,7 +13,7 @@ import backprop.fast.xor_inplace as xor_inplace
 import backprop.xor as xor_module
 from backprop import XorParams, init_xor_params, train_xor_manual
 from backprop.data import xor_data
-from kernels import get_backend
+from backprop.kernels import get_backend
 from tests.conftest import HAVE_JAX
 
 needs_jax = pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")

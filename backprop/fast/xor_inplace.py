@@ -39,7 +39,7 @@ from backprop.xor import XorParams
 def logit_costs(logits: Any, y: Any, xp: Any = np) -> Any:
     """Mean BCE from output logits: (..., N, 1) and y (N, 1) -> (...,).
 
-    The formula of :func:`kernels.losses.bce_with_logits_forward`,
+    The formula of :func:`backprop.kernels.losses.bce_with_logits_forward`,
     max(z, 0) - z y + log1p(exp(-|z|)), averaged over the N rows.
     """
     z = logits

@@ -29,8 +29,8 @@ import numpy as np
 
 from backprop._jaxrun import compile_and_run
 from backprop.fast.xor_nets import Nets, nets_first, nets_last, update
+from backprop.kernels import get_backend
 from backprop.xor import XorParams
-from kernels import get_backend
 
 
 def _sigmoid(xp: Any, z: Any) -> Any:

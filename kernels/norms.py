@@ -1,0 +1,256 @@
+"""Normalisation layers: layer norm (over the last axis) and batch norm (over the batch).
+
+Both normalise ``xhat = (x - mean) / sqrt(var + eps)`` (the biased variance,
+computed as the mean of squared deviations: two passes, no cancellation) and
+scale and shift ``out = gamma * xhat + beta``. They differ only in the axes
+the statistics run over, so the backward is one formula: with ``g = dout *
+gamma`` and means over those axes,
+
+    dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps)
+    dgamma = sum(dout * xhat),  dbeta = sum(dout)   (over every axis but gamma's)
+
+A constant row (layer norm) or a batch of one (batch norm) has var = 0:
+``xhat = 0``, the output is ``beta`` and ``dx = 0``, all finite.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._checks import as_float_array, as_upstream
+from .spec import KernelSpec
+
+
+class NormCache(NamedTuple):
+    """What the norms' backward needs, and the batch statistics.
+
+    ``xhat``: the normalised input; ``rstd``: 1 / sqrt(var + eps), of the
+    statistics' shape (keepdims); ``gamma``: the scale, shaped to broadcast
+    against ``x``; ``mean``, ``var``: the statistics (batch norm: of shape
+    (C,), the biased batch variance; for PyTorch-style running averages use
+    ``var * m / (m - 1)`` with m = the number of entries per channel).
+    """
+
+    xhat: Any
+    rstd: Any
+    gamma: Any
+    mean: Any
+    var: Any
+
+
+def _params(xp: Any, x: Any, gamma: Any, beta: Any, eps: Any, channels: int, where: str) -> Any:
+    gamma = as_float_array(xp, "gamma", gamma)
+    beta = as_float_array(xp, "beta", beta)
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        if tuple(a.shape) != (channels,):
+            raise ValueError(
+                f"{name} must have shape ({channels},) ({where}), got {tuple(a.shape)}"
+            )
+    if isinstance(eps, (str, bytes)) or not np.ndim(eps) == 0:
+        raise TypeError(f"eps must be a positive number, got {eps!r}")
+    if isinstance(eps, (int, float)) and not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+    return gamma.astype(x.dtype), beta.astype(x.dtype)
+
+
+def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, eps: Any) -> Any:
+    """out, NormCache with the statistics over ``axes`` (gamma/beta already broadcastable)."""
+    mean = x.mean(axis=axes, keepdims=True)
+    if xp.__name__ == "numpy":
+        xc = np.subtract(x, mean)
+        sq = xc * xc
+        var = sq.mean(axis=axes, keepdims=True)
+        del sq
+        rstd = 1.0 / np.sqrt(var + eps)
+        xc *= rstd  # xc is now xhat
+        out = xc * gamma
+        out += beta
+        return out, NormCache(xc, rstd, gamma, mean, var)
+    xc = x - mean
+    var = (xc * xc).mean(axis=axes, keepdims=True)
+    rstd = 1.0 / xp.sqrt(var + eps)
+    xhat = xc * rstd
+    return xhat * gamma + beta, NormCache(xhat, rstd, gamma, mean, var)
+
+
+def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param: int) -> Any:
+    """dx with means over ``axes``; dgamma, dbeta summed over every axis but ``param``."""
+    xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
+    dout = as_upstream(xp, "dout", dout, tuple(xhat.shape), xhat.dtype)
+    other = tuple(a for a in range(xhat.ndim) if a != param)
+    shape = (xhat.shape[param],)
+    if xp.__name__ == "numpy":
+        t = dout * xhat
+        dgamma = t.sum(axis=other).reshape(shape)
+        dbeta = dout.sum(axis=other).reshape(shape)
+        g = dout * gamma
+        t *= gamma  # t = g * xhat
+        m2 = t.mean(axis=axes, keepdims=True)
+        m1 = g.mean(axis=axes, keepdims=True)
+        np.multiply(xhat, m2, out=t)
+        g -= t
+        g -= m1
+        g *= rstd
+        return g, dgamma, dbeta
+    dgamma = (dout * xhat).sum(axis=other).reshape(shape)
+    dbeta = dout.sum(axis=other).reshape(shape)
+    g = dout * gamma
+    m1 = g.mean(axis=axes, keepdims=True)
+    m2 = (g * xhat).mean(axis=axes, keepdims=True)
+    return (g - m1 - xhat * m2) * rstd, dgamma, dbeta
+
+
+def layernorm_forward(
+    xp: Any, x: Any, gamma: Any, beta: Any, eps: float = 1e-5
+) -> tuple[Any, NormCache]:
+    """Layer normalisation over the last axis: ``gamma * (x - mean) / sqrt(var + eps) + beta``.
+
+    Parameters
+    ----------
+    x : array, shape (..., D)
+        float32 or float64; each row (last axis) is normalised on its own.
+    gamma, beta : array, shape (D,)
+        Scale and shift, cast to ``x``'s dtype.
+    eps : float > 0
+        Added to the variance.
+
+    Returns
+    -------
+    out : array, shape (..., D), x's dtype
+    cache : NormCache
+        ``xhat``, ``rstd`` (..., 1), ``gamma``, and the row statistics
+        ``mean``, ``var`` (..., 1).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d or its last axis is empty, ``gamma``/``beta`` are not
+        (D,), or ``eps <= 0``.
+    """
+    x = as_float_array(xp, "x", x)
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"x must be (..., D) with D >= 1, got shape {tuple(x.shape)}")
+    gamma, beta = _params(xp, x, gamma, beta, eps, x.shape[-1], "one per column of x")
+    return _normalise(xp, x, (x.ndim - 1,), gamma, beta, eps)
+
+
+def layernorm_backward(xp: Any, dout: Any, cache: NormCache) -> tuple[Any, Any, Any]:
+    """Gradients of layer norm (means over the last axis, D entries):
+
+    ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``g = dout * gamma``;
+    ``dgamma = sum over rows of dout * xhat``; ``dbeta = sum over rows of dout``.
+
+    Derivation: xhat = (x - mu) rstd; dxhat_j/dx_i = rstd (delta_ij - 1/D -
+    xhat_i xhat_j / D), contracted with g.
+
+    Parameters
+    ----------
+    dout : array, shape (..., D)
+    cache : NormCache
+        From :func:`layernorm_forward`.
+
+    Returns
+    -------
+    dx : array, shape (..., D)
+    dgamma, dbeta : arrays, shape (D,)
+    """
+    n = cache.xhat.ndim
+    return _backward(xp, dout, cache, (n - 1,), n - 1)
+
+
+def _bn_axes(ndim: int) -> tuple[int, ...]:
+    return (0, *tuple(range(2, ndim)))
+
+
+def batchnorm_forward(
+    xp: Any, x: Any, gamma: Any, beta: Any, eps: float = 1e-5
+) -> tuple[Any, NormCache]:
+    """Batch normalisation with batch statistics (training mode), per channel.
+
+    The channel axis is axis 1; the statistics run over every other axis:
+    (N, D) over N, (N, C, H, W) over N, H and W.
+
+    Parameters
+    ----------
+    x : array, shape (N, C) or (N, C, ...)
+        float32 or float64, N >= 1.
+    gamma, beta : array, shape (C,)
+        Scale and shift per channel.
+    eps : float > 0
+
+    Returns
+    -------
+    out : array, x's shape and dtype
+    cache : NormCache
+        ``cache.mean`` and ``cache.var`` (shape (C,)) are the batch mean and
+        biased variance, for the layer's running averages.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has fewer than 2 axes or an empty axis, ``gamma``/``beta``
+        are not (C,), or ``eps <= 0``.
+    """
+    x = as_float_array(xp, "x", x)
+    if x.ndim < 2 or 0 in tuple(x.shape):
+        raise ValueError(
+            f"x must be (N, C) or (N, C, H, W) with no empty axis, got shape {tuple(x.shape)}"
+        )
+    bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    gamma, beta = _params(xp, x, gamma, beta, eps, x.shape[1], "one per channel, x's axis 1")
+    out, c = _normalise(xp, x, _bn_axes(x.ndim), gamma.reshape(bshape), beta.reshape(bshape), eps)
+    return out, c._replace(mean=c.mean.reshape(-1), var=c.var.reshape(-1))
+
+
+def batchnorm_backward(xp: Any, dout: Any, cache: NormCache) -> tuple[Any, Any, Any]:
+    """Gradients of batch norm: the layer-norm formulas with means over the batch axes.
+
+    ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``g = dout * gamma``,
+    means over N (and H, W) per channel; ``dgamma = sum(dout * xhat)``,
+    ``dbeta = sum(dout)`` over the same axes.
+
+    Parameters
+    ----------
+    dout : array, x's shape
+    cache : NormCache
+        From :func:`batchnorm_forward`.
+
+    Returns
+    -------
+    dx : array, x's shape
+    dgamma, dbeta : arrays, shape (C,)
+    """
+    return _backward(xp, dout, cache, _bn_axes(cache.xhat.ndim), 1)
+
+
+def _norm_shapes(n: int, d: int, m: int) -> dict[str, tuple[int, ...]]:
+    return {"x": (n, m), "gamma": (m,), "beta": (m,)}
+
+
+DECLARATIONS = (
+    KernelSpec(
+        "layernorm",
+        "norm",
+        layernorm_forward,
+        layernorm_backward,
+        ("x", "gamma", "beta"),
+        3,
+        _norm_shapes,
+        "gamma (x - mean) / sqrt(var + eps) + beta, per row | dx = rstd (g - mean g - "
+        "xhat mean(g xhat)), g = dout gamma; dgamma = sum dout xhat; dbeta = sum dout",
+    ),
+    KernelSpec(
+        "batchnorm",
+        "norm",
+        batchnorm_forward,
+        batchnorm_backward,
+        ("x", "gamma", "beta"),
+        3,
+        _norm_shapes,
+        "the same per channel, statistics over the batch (N, H, W) | the same formulas, "
+        "means over the batch",
+    ),
+)
+"""This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""

@@ -1,7 +1,8 @@
 """Normalisation layers: layer norm (over the last axis) and batch norm (over the batch).
 
 Both normalise ``xhat = (x - mean) / sqrt(var + eps)`` (the biased variance,
-computed as the mean of squared deviations: two passes, no cancellation) and
+computed as the mean of squared deviations from the mean of shifted data:
+no cancellation, and exactly 0 for a constant group) and
 scale and shift ``out = gamma * xhat + beta``. They differ only in the axes
 the statistics run over, so the backward is one formula: with ``g = dout *
 gamma`` and means over those axes,
@@ -57,9 +58,15 @@ def _params(xp: Any, x: Any, gamma: Any, beta: Any, eps: Any, channels: int, whe
 
 def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, eps: Any) -> Any:
     """out, NormCache with the statistics over ``axes`` (gamma/beta already broadcastable)."""
-    mean = x.mean(axis=axes, keepdims=True)
+    # Shifted data: subtract one entry of each group first (exact for a constant
+    # group, whose deviations are then exactly 0 instead of the rounding error of
+    # its mean), then the mean of what is left.
+    first = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
     if xp.__name__ == "numpy":
-        xc = np.subtract(x, mean)
+        xc = np.subtract(x, first)
+        shift = xc.mean(axis=axes, keepdims=True)
+        xc -= shift
+        mean = first + shift
         sq = xc * xc
         var = sq.mean(axis=axes, keepdims=True)
         del sq
@@ -68,7 +75,9 @@ def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, ep
         out = xc * gamma
         out += beta
         return out, NormCache(xc, rstd, gamma, mean, var)
-    xc = x - mean
+    xs = x - first
+    shift = xs.mean(axis=axes, keepdims=True)
+    xc, mean = xs - shift, first + shift
     var = (xc * xc).mean(axis=axes, keepdims=True)
     rstd = 1.0 / xp.sqrt(var + eps)
     xhat = xc * rstd

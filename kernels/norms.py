@@ -10,8 +10,9 @@ gamma`` and means over those axes,
     dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps)
     dgamma = sum(dout * xhat),  dbeta = sum(dout)   (over every axis but gamma's)
 
-A constant row (layer norm) or a batch of one (batch norm) has var = 0:
-``xhat = 0``, the output is ``beta`` and ``dx = 0``, all finite.
+A constant row (layer norm) or channel (batch norm) has var = 0: ``xhat``
+is exactly 0, the output is ``beta`` and ``dx = (g - mean(g)) / sqrt(eps)``,
+finite (and 0 for a batch norm over a batch of one).
 """
 
 from __future__ import annotations

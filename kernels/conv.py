@@ -238,19 +238,23 @@ def maxpool2d_forward(xp: Any, x: Any, size: int = 2, stride: int | None = None)
         raise ValueError(f"x must be (N, C, H, W) images, got shape {tuple(x.shape)}")
     n, c, h, wd = x.shape
     ho, wo = _out_size("H", h, k, s, 0), _out_size("W", wd, k, s, 0)
+    itype = np.int8 if k * k <= 127 else np.int32
+    if xp.__name__ == "numpy":
+        # The windows, tap-major and contiguous (one copy): each tap's comparison
+        # then runs over contiguous memory.
+        win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+        taps = np.ascontiguousarray(win.transpose(4, 5, 0, 1, 2, 3)).reshape(k * k, n, c, ho, wo)
+        best = taps[0].copy()
+        arg = np.zeros(best.shape, itype)
+        for t in range(1, k * k):
+            better = taps[t] > best  # strict: the first maximum keeps the window
+            np.maximum(best, taps[t], out=best)
+            arg[better] = t
+        return best, (arg, (n, c, h, wd), k, s)
     taps = [
         x[:, :, u : u + s * (ho - 1) + 1 : s, v : v + s * (wo - 1) + 1 : s]
         for u, v in itertools.product(range(k), range(k))
     ]
-    itype = np.int8 if k * k <= 127 else np.int32
-    if xp.__name__ == "numpy":
-        best = taps[0].copy()
-        arg = np.zeros(best.shape, itype)
-        for t, tap in enumerate(taps[1:], 1):
-            better = tap > best  # strict: the first maximum keeps the window
-            np.copyto(best, tap, where=better)
-            np.copyto(arg, t, where=better, casting="unsafe")
-        return best, (arg, (n, c, h, wd), k, s)
     best, arg = taps[0], xp.zeros(taps[0].shape, itype)
     for t, tap in enumerate(taps[1:], 1):
         better = tap > best
@@ -275,16 +279,19 @@ def maxpool2d_backward(xp: Any, dout: Any, cache: Any) -> Any:
     -------
     dx : array, shape (N, C, H, W)
     """
-    arg, (n, c, h, wd), k, s = cache
+    arg, x_shape, k, s = cache
+    n, c, h, wd = x_shape
     ho, wo = arg.shape[2], arg.shape[3]
     dtype = getattr(dout, "dtype", None)
     dout = as_upstream(xp, "dout", dout, (n, c, ho, wo), dtype)
     if xp.__name__ == "numpy":
-        dx = np.zeros((n, c, h, wd), dout.dtype)
+        tap = np.arange(k * k, dtype=arg.dtype).reshape(k * k, 1, 1, 1, 1)
+        routed = np.equal(arg, tap) * dout  # (k k, N, C, Ho, Wo): each tap's share
+        if s == k and h == k * ho and wd == k * wo:  # windows tile x: one transposed copy
+            return routed.reshape(k, k, n, c, ho, wo).transpose(2, 3, 4, 0, 5, 1).reshape(x_shape)
+        dx = np.zeros(x_shape, dout.dtype)
         for t, (u, v) in enumerate(itertools.product(range(k), range(k))):
-            dx[:, :, u : u + s * (ho - 1) + 1 : s, v : v + s * (wo - 1) + 1 : s] += dout * (
-                arg == t
-            )
+            dx[:, :, u : u + s * (ho - 1) + 1 : s, v : v + s * (wo - 1) + 1 : s] += routed[t]
         return dx
     from jax import lax
 

@@ -16,6 +16,10 @@ import numpy as np
 from ._checks import as_float_array, as_upstream
 from .spec import KernelSpec
 
+_ONE_HOT_LIMIT = 1 << 22
+"""Below this many (rows x lookups), NumPy's backward is one product with the one-hot
+matrix (BLAS, no Python-level scatter); above it, ``numpy.add.at``."""
+
 
 def embedding_forward(xp: Any, idx: Any, table: Any) -> tuple[Any, Any]:
     """Look up ``out = table[idx]``.
@@ -89,6 +93,11 @@ def embedding_backward(xp: Any, dout: Any, cache: Any) -> Any:
     flat = idx.reshape(-1)
     rows = dout.reshape(-1, table.shape[1])
     if xp.__name__ == "numpy":
+        v = table.shape[0]
+        if v * flat.size <= _ONE_HOT_LIMIT:
+            # The same sum as one matrix product: onehot(idx)^T (V, L) @ dout (L, D).
+            onehot = np.equal(flat, np.arange(v).reshape(v, 1)).astype(table.dtype)
+            return onehot @ rows
         dtable = np.zeros(table.shape, table.dtype)
         np.add.at(dtable, flat, rows)
         return dtable

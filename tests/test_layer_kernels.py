@@ -650,3 +650,17 @@ def test_dropout_routes_through_its_own_mask(backend, p, seed, shape):
     assert np.all((mask == 0) | np.isclose(mask, 1 / (1 - p), rtol=1e-15))
     np.testing.assert_array_equal(out, x * mask)
     np.testing.assert_array_equal(K.dropout_backward(g, mask), g * mask)
+
+
+def test_embedding_backward_by_add_at_equals_the_one_hot_product(monkeypatch):
+    """NumPy's two routes to dtable (one-hot product, numpy.add.at) give the same sums."""
+    from backprop.kernels import embedding
+
+    K = get_backend("numpy")
+    rng = np.random.default_rng(0)
+    idx, table = rng.integers(0, 6, (7, 3)), u(rng, 6, 4)
+    out, cache = K.embedding_forward(idx, table)
+    g = u(rng, *out.shape)
+    by_product = K.embedding_backward(g, cache)
+    monkeypatch.setattr(embedding, "_ONE_HOT_LIMIT", 0)
+    np.testing.assert_allclose(K.embedding_backward(g, cache), by_product, rtol=1e-14)

@@ -17,6 +17,7 @@ finite (and 0 for a batch norm over a batch of one).
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -64,13 +65,16 @@ def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, ep
     # its mean), then the mean of what is left.
     first = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
     if xp.__name__ == "numpy":
+        if axes == (x.ndim - 1,):
+            return _layernorm_rows(x, gamma, beta, eps)
+        count = math.prod(x.shape[a] for a in axes)
         xc = np.subtract(x, first)
         shift = xc.mean(axis=axes, keepdims=True)
         xc -= shift
         mean = first + shift
-        sq = xc * xc
-        var = sq.mean(axis=axes, keepdims=True)
-        del sq
+        letters = "abcdefgh"[: x.ndim]
+        kept = "".join(letters[a] for a in range(x.ndim) if a not in axes)
+        var = np.einsum(f"{letters},{letters}->{kept}", xc, xc).reshape(mean.shape) / count
         rstd = 1.0 / np.sqrt(var + eps)
         xc *= rstd  # xc is now xhat
         out = xc * gamma
@@ -85,25 +89,96 @@ def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, ep
     return xhat * gamma + beta, NormCache(xhat, rstd, gamma, mean, var)
 
 
+_BLOCK = 1 << 15
+"""Entries per block of rows in NumPy's layer norm: a block's passes stay in cache."""
+
+
+def _layernorm_rows(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
+    """NumPy layer norm, the formulas of the JAX path, a block of rows at a time.
+
+    Rows are independent, so every pass over a block runs in cache instead of
+    streaming the whole array from memory once per operation.
+    """
+    d = x.shape[-1]
+    x2 = x.reshape(-1, d)
+    rows = x2.shape[0]
+    xhat, out = np.empty_like(x2), np.empty_like(x2)
+    mean, var = np.empty((rows, 1), x.dtype), np.empty((rows, 1), x.dtype)
+    step = max(1, _BLOCK // d)
+    for i in range(0, rows, step):
+        j = min(i + step, rows)
+        xb, xc, ob = x2[i:j], xhat[i:j], out[i:j]
+        first = xb[:, :1]
+        np.subtract(xb, first, out=xc)
+        shift = xc.mean(axis=1, keepdims=True)
+        xc -= shift
+        mean[i:j] = first + shift
+        var[i:j, 0] = np.einsum("ij,ij->i", xc, xc) / d
+        xc *= 1.0 / np.sqrt(var[i:j] + eps)
+        np.multiply(xc, gamma, out=ob)
+        ob += beta
+    lead = (*x.shape[:-1], 1)
+    rstd = 1.0 / np.sqrt(var + eps)
+    cache = NormCache(
+        xhat.reshape(x.shape), rstd.reshape(lead), gamma, mean.reshape(lead), var.reshape(lead)
+    )
+    return out.reshape(x.shape), cache
+
+
+def _layernorm_rows_backward(dout: Any, cache: NormCache) -> Any:
+    """NumPy layer norm backward, the formulas of the JAX path, a block of rows at a time."""
+    d = cache.xhat.shape[-1]
+    xhat, rstd = cache.xhat.reshape(-1, d), cache.rstd.reshape(-1, 1)
+    gamma = cache.gamma
+    g2 = dout.reshape(-1, d)
+    rows = g2.shape[0]
+    dx = np.empty_like(xhat)
+    dgamma, dbeta = np.zeros(d, xhat.dtype), np.zeros(d, xhat.dtype)
+    step = max(1, _BLOCK // d)
+    t = np.empty((min(step, rows), d), xhat.dtype)
+    for i in range(0, rows, step):
+        j = min(i + step, rows)
+        gb, xb, db, tb = g2[i:j], xhat[i:j], dx[i:j], t[: j - i]
+        np.multiply(gb, xb, out=tb)
+        dgamma += tb.sum(axis=0)
+        dbeta += gb.sum(axis=0)
+        m2 = (tb @ gamma)[:, None] / d  # mean(g xhat), g = dout gamma
+        m1 = (gb @ gamma)[:, None] / d  # mean(g)
+        np.multiply(gb, gamma, out=db)
+        np.multiply(xb, m2, out=tb)
+        db -= tb
+        db -= m1
+        db *= rstd[i:j]
+    return dx.reshape(cache.xhat.shape), dgamma, dbeta
+
+
 def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param: int) -> Any:
     """dx with means over ``axes``; dgamma, dbeta summed over every axis but ``param``."""
     xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
     dout = as_upstream(xp, "dout", dout, tuple(xhat.shape), xhat.dtype)
     other = tuple(a for a in range(xhat.ndim) if a != param)
     shape = (xhat.shape[param],)
+    if param not in axes:
+        # Batch norm: gamma is constant over the statistics' axes, so mean(g) =
+        # gamma dbeta / M and mean(g xhat) = gamma dgamma / M (M entries per
+        # channel): dx = gamma rstd (dout - (dbeta + xhat dgamma) / M).
+        count = math.prod(xhat.shape[a] for a in axes)
+        bshape = rstd.shape
+        if xp.__name__ == "numpy":
+            letters = "abcdefgh"[: xhat.ndim]
+            dgamma = np.einsum(f"{letters},{letters}->{letters[param]}", dout, xhat)
+            dbeta = dout.sum(axis=other)
+            dx = xhat * (dgamma / count).reshape(bshape)
+            np.subtract(dout, dx, out=dx)
+            dx -= (dbeta / count).reshape(bshape)
+            dx *= gamma * rstd
+            return dx, dgamma, dbeta
+        dgamma = (dout * xhat).sum(axis=other)
+        dbeta = dout.sum(axis=other)
+        dx = gamma * rstd * (dout - (dbeta.reshape(bshape) + xhat * dgamma.reshape(bshape)) / count)
+        return dx, dgamma, dbeta
     if xp.__name__ == "numpy":
-        t = dout * xhat
-        dgamma = t.sum(axis=other).reshape(shape)
-        dbeta = dout.sum(axis=other).reshape(shape)
-        g = dout * gamma
-        t *= gamma  # t = g * xhat
-        m2 = t.mean(axis=axes, keepdims=True)
-        m1 = g.mean(axis=axes, keepdims=True)
-        np.multiply(xhat, m2, out=t)
-        g -= t
-        g -= m1
-        g *= rstd
-        return g, dgamma, dbeta
+        return _layernorm_rows_backward(dout, cache)
     dgamma = (dout * xhat).sum(axis=other).reshape(shape)
     dbeta = dout.sum(axis=other).reshape(shape)
     g = dout * gamma

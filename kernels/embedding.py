@@ -101,7 +101,9 @@ def embedding_backward(xp: Any, dout: Any, cache: Any) -> Any:
         dtable = np.zeros(table.shape, table.dtype)
         np.add.at(dtable, flat, rows)
         return dtable
-    return xp.zeros(table.shape, table.dtype).at[flat].add(rows)
+    # mode="drop": the indices were checked when concrete; a traced out-of-range
+    # index adds nothing rather than being clamped onto the last row.
+    return xp.zeros(table.shape, table.dtype).at[flat].add(rows, mode="drop")
 
 
 def _sample(rng: np.random.Generator, n: int, d: int, m: int) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def attention_forward(xp: Any, q: Any, k: Any, v: Any, causal: bool = False) -> 
         s /= s.sum(axis=-1, keepdims=True)
         p = s
     else:
-        s = (q @ k.mT) * scale
+        s = xp.einsum("...td,...sd->...ts", q, k) * scale
         if causal:
             s = xp.where(future, -np.inf, s)
         e = xp.exp(s - s.max(axis=-1, keepdims=True))
@@ -123,16 +123,19 @@ def attention_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     dout = as_upstream(xp, "dout", dout, (*tuple(q.shape[:-1]), v.shape[-1]), q.dtype)
     d = q.shape[-1]
     scale = 1.0 / math.sqrt(d) if d else 1.0
-    dv = p.mT @ dout
-    dp = dout @ v.mT
     if xp.__name__ == "numpy":
+        dv = p.mT @ dout
+        dp = dout @ v.mT
         dp -= np.einsum("...ij,...ij->...i", dp, p)[..., None]
         dp *= p
         dp *= scale
-        ds = dp
-    else:
-        ds = (p * (dp - (dp * p).sum(axis=-1, keepdims=True))) * scale
-    return ds @ k, ds.mT @ q, dv
+        return dp @ k, dp.mT @ q, dv
+    # The same products as einsums: XLA contracts over the named axes directly
+    # instead of materialising the transposes.
+    dv = xp.einsum("...ts,...te->...se", p, dout)
+    dp = xp.einsum("...te,...se->...ts", dout, v)
+    ds = (p * (dp - (dp * p).sum(axis=-1, keepdims=True))) * scale
+    return xp.einsum("...ts,...sd->...td", ds, k), xp.einsum("...ts,...td->...sd", ds, q), dv
 
 
 def _sample(rng: np.random.Generator, n: int, d: int, m: int) -> dict[str, Any]:

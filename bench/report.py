@@ -143,6 +143,7 @@ def render(runs: list[dict], equality: dict | None) -> str:
         targets += found
     out += scaling_section(runs, equality)
     out += kernel_section(runs)
+    out += layer_section(runs)
     out += ["### Targets", "", "| comparison | ratio | verdict |", "|---|---|---|", *targets, ""]
     return "\n".join(out)
 
@@ -318,6 +319,43 @@ def kernel_section(runs: list[dict]) -> list[str]:
         "",
         "| kernel | size | NumPy | JAX (jitted) |",
         "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def layer_section(runs: list[dict]) -> list[str]:
+    """The layer kernels (bench/test_bench_layers.py): medians and speed ratios to the peers."""
+    from bench.layers import PEER, SIZES, TARGETS
+
+    times: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        for b in run["benchmarks"]:
+            info = b["extra_info"]
+            if info.get("table") == "layers":
+                times.setdefault((info["row"], info["impl"]), []).append(b["stats"]["median"])
+    if not times:
+        return []
+    rows = []
+    for name in dict.fromkeys(k[0] for k in times):
+        cells = [f"`{name}`", SIZES[name]]
+        for ours in ("numpy", "jax"):
+            have = [(name, ours) in times, (name, PEER[ours]) in times]
+            if not all(have):
+                cells += ["-", "-", "-"]
+                continue
+            t_ours = statistics.median(times[(name, ours)])
+            t_peer = statistics.median(times[(name, PEER[ours])])
+            r = t_peer / t_ours
+            verdict = "met" if r >= TARGETS[ours] else "missed"
+            cells += [fmt(t_ours, "ms"), fmt(t_peer, "ms"), f"{r:.2f}x ({verdict})"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return [
+        "### Layer kernels, forward + backward (float32, one thread for PyTorch and the BLAS)",
+        "",
+        "| kernel | size | NumPy | PyTorch eager | NumPy vs PyTorch (target 0.5x) "
+        "| JAX | jax.vjp | JAX vs jax.vjp (target 1.0x) |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]

@@ -23,6 +23,17 @@ def _numpy(xp: Any) -> bool:
     return xp.__name__ == "numpy"
 
 
+_BLOCK = 1 << 15
+"""Entries per block on NumPy: the passes over a block stay in cache instead of
+streaming the whole array from memory once per operation."""
+
+
+def _blocks(rows: int, width: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive blocks of about ``_BLOCK`` entries, whole rows each."""
+    step = max(1, _BLOCK // max(width, 1))
+    return [(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
 def softmax_forward(xp: Any, z: Any) -> tuple[Any, Any]:
     """Softmax over the last axis: ``p_c = exp(z_c - m) / sum_c' exp(z_c' - m)``, m = max_c z_c.
 
@@ -49,13 +60,17 @@ def softmax_forward(xp: Any, z: Any) -> tuple[Any, Any]:
         raise ValueError(
             f"z must have at least one entry on its last axis, got shape {tuple(z.shape)}"
         )
-    m = z.max(axis=-1, keepdims=True)
     if _numpy(xp):
-        e = np.subtract(z, m)
-        np.exp(e, out=e)
-        e /= e.sum(axis=-1, keepdims=True)
-        return e, e
-    e = xp.exp(z - m)
+        z2 = z.reshape(-1, z.shape[-1])
+        p = np.empty_like(z2)
+        for i, j in _blocks(z2.shape[0], z2.shape[1]):
+            zb, pb = z2[i:j], p[i:j]
+            np.subtract(zb, zb.max(axis=1, keepdims=True), out=pb)
+            np.exp(pb, out=pb)
+            pb /= pb.sum(axis=1, keepdims=True)
+        p = p.reshape(z.shape)
+        return p, p
+    e = xp.exp(z - z.max(axis=-1, keepdims=True))
     p = e / e.sum(axis=-1, keepdims=True)
     return p, p
 
@@ -80,10 +95,13 @@ def softmax_backward(xp: Any, dout: Any, cache: Any) -> Any:
     p = cache
     dout = as_upstream(xp, "dout", dout, tuple(p.shape), p.dtype)
     if _numpy(xp):
-        s = np.einsum("...c,...c->...", dout, p)[..., None]
-        dz = np.subtract(dout, s)
-        dz *= p
-        return dz
+        p2, g2 = p.reshape(-1, p.shape[-1]), dout.reshape(-1, p.shape[-1])
+        dz = np.empty_like(p2)
+        for i, j in _blocks(p2.shape[0], p2.shape[1]):
+            pb, gb, db = p2[i:j], g2[i:j], dz[i:j]
+            np.subtract(gb, np.einsum("ij,ij->i", gb, pb)[:, None], out=db)
+            db *= pb
+        return dz.reshape(p.shape)
     return p * (dout - (dout * p).sum(axis=-1, keepdims=True))
 
 
@@ -145,16 +163,21 @@ def gelu_forward(xp: Any, z: Any, approximate: bool = True) -> tuple[Any, Any]:
         phi = 0.5 * _erfc(xp, z * -_SQRT_HALF)
         return z * phi, (phi, z, False)
     if _numpy(xp):
-        zc = np.clip(z, -_CLIP, _CLIP)
-        t = zc * zc
-        t *= _C * _K
-        t += _C
-        t *= zc
-        np.tanh(t, out=t)
-        out = t * 0.5
-        out += 0.5
-        out *= z
-        return out, (t, zc, True)
+        flat = z.reshape(-1)
+        zc_all, t_all, out_all = (np.empty_like(flat) for _ in range(3))
+        for i, j in _blocks(flat.size, 1):
+            zb, zc, t, out = flat[i:j], zc_all[i:j], t_all[i:j], out_all[i:j]
+            np.clip(zb, -_CLIP, _CLIP, out=zc)
+            np.multiply(zc, zc, out=t)
+            t *= _C * _K
+            t += _C
+            t *= zc
+            np.tanh(t, out=t)
+            np.multiply(t, 0.5, out=out)
+            out += 0.5
+            out *= zb
+        shape = z.shape
+        return out_all.reshape(shape), (t_all.reshape(shape), zc_all.reshape(shape), True)
     zc = xp.clip(z, -_CLIP, _CLIP)
     t = xp.tanh(zc * (_C + (_C * _K) * (zc * zc)))
     return 0.5 * z * (1.0 + t), (t, zc, True)
@@ -186,18 +209,23 @@ def gelu_backward(xp: Any, dout: Any, cache: Any) -> Any:
         return dout * (a + z * (_INV_SQRT_2PI * xp.exp(-0.5 * (zc * zc))))
     t, zc = a, z  # zc: z clipped where (1 - t^2) is exactly 0
     if _numpy(xp):
-        s = zc * zc
-        s *= 1.5 * _C * _K
-        s += 0.5 * _C
-        s *= zc
-        q = t * t
-        np.subtract(1.0, q, out=q)
-        s *= q
-        q = t * 0.5
-        s += q
-        s += 0.5
-        s *= dout
-        return s
+        tf, zf, gf = t.reshape(-1), zc.reshape(-1), dout.reshape(-1)
+        dz = np.empty_like(tf)
+        q_all = np.empty(min(_BLOCK, tf.size), tf.dtype)
+        for i, j in _blocks(tf.size, 1):
+            tb, zb, s, q = tf[i:j], zf[i:j], dz[i:j], q_all[: j - i]
+            np.multiply(zb, zb, out=s)
+            s *= 1.5 * _C * _K
+            s += 0.5 * _C
+            s *= zb
+            np.multiply(tb, tb, out=q)
+            np.subtract(1.0, q, out=q)
+            s *= q
+            np.multiply(tb, 0.5, out=q)
+            s += q
+            s += 0.5
+            s *= gf[i:j]
+        return dz.reshape(t.shape)
     du = zc * ((0.5 * _C) + (1.5 * _C * _K) * (zc * zc))
     return dout * (0.5 * (1.0 + t) + (1.0 - t * t) * du)
 

@@ -15,8 +15,6 @@ is exactly 0, the output is ``beta`` and ``dx = (g - mean(g)) / sqrt(eps)``,
 finite (and 0 for a batch norm over a batch of one).
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any, NamedTuple
 

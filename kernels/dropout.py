@@ -131,6 +131,7 @@ DECLARATIONS = (
         "x [u >= p] / (1 - p), u ~ U[0, 1) from the seed | dx = dout mask, from the cached mask",
         sample=_sample,
         ties="dropped entries get 0, kept ones dout / (1 - p)",
+        random=True,
     ),
 )
 """This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""

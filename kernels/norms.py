@@ -312,6 +312,16 @@ def _norm_shapes(n: int, d: int, m: int) -> dict[str, tuple[int, ...]]:
     return {"x": (n, m), "gamma": (m,), "beta": (m,)}
 
 
+def _norm_sample(rng: np.random.Generator, n: int, d: int, m: int) -> dict[str, Any]:
+    # 1-8 rows keep the checks quick; a batch of 1 is among them.
+    rows = 1 + (n - 1) % 8
+    return {
+        "x": rng.uniform(-3.0, 3.0, (rows, m)),
+        "gamma": rng.uniform(-3.0, 3.0, (m,)),
+        "beta": rng.uniform(-3.0, 3.0, (m,)),
+    }
+
+
 DECLARATIONS = (
     KernelSpec(
         "layernorm",
@@ -323,6 +333,7 @@ DECLARATIONS = (
         _norm_shapes,
         "gamma (x - mean) / sqrt(var + eps) + beta, per row | dx = rstd (g - mean g - "
         "xhat mean(g xhat)), g = dout gamma; dgamma = sum dout xhat; dbeta = sum dout",
+        sample=_norm_sample,
     ),
     KernelSpec(
         "batchnorm",
@@ -334,6 +345,7 @@ DECLARATIONS = (
         _norm_shapes,
         "the same per channel, statistics over the batch (N, H, W) | the same formulas, "
         "means over the batch",
+        sample=_norm_sample,
     ),
 )
 """This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""

@@ -230,6 +230,15 @@ def gelu_backward(xp: Any, dout: Any, cache: Any) -> Any:
     return dout * (0.5 * (1.0 + t) + (1.0 - t * t) * du)
 
 
+def _rows(lo: float, hi: float) -> Any:
+    """An input builder: (1-8 rows, m columns) uniform in [lo, hi]; few rows keep checks quick."""
+
+    def sample(rng: np.random.Generator, n: int, d: int, m: int) -> dict[str, Any]:
+        return {"z": rng.uniform(lo, hi, (1 + (n - 1) % 8, m))}
+
+    return sample
+
+
 DECLARATIONS = (
     KernelSpec(
         "softmax",
@@ -242,6 +251,7 @@ DECLARATIONS = (
         "e^(z - max) / sum e^(z - max) over the last axis | dz = p (dout - sum(dout p)), "
         "from the cached output p",
         {"z": Domain("real", -30.0, 30.0)},
+        sample=_rows(-30.0, 30.0),
     ),
     KernelSpec(
         "gelu",
@@ -254,6 +264,7 @@ DECLARATIONS = (
         "0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) (exact: z Phi(z)) "
         "| dz = dout (0.5 (1 + t) + 0.5 z (1 - t^2) u'), from the cached t = tanh(u)",
         {"z": Domain("real", -6.0, 6.0)},
+        sample=_rows(-6.0, 6.0),
     ),
 )
 """This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""

@@ -51,7 +51,10 @@ class KernelSpec:
     which replaces ``shapes``/``domains`` for drawing inputs (integer
     indices, seeds, images, inputs kept off ties); ``ties``, the rule the
     backward follows where the forward is not differentiable (max pooling's
-    ties), in words.
+    ties), in words; ``random``, the forward draws from a seed (dropout): the
+    same seed gives the same output on one backend, but NumPy's and JAX's
+    generators differ, so the backends agree given the same mask, not the
+    same seed.
     """
 
     name: str
@@ -67,6 +70,7 @@ class KernelSpec:
     wrt: tuple[str, ...] = ()
     sample: Callable[[Any, int, int, int], dict[str, Any]] | None = None
     ties: str = ""
+    random: bool = False
 
     @property
     def is_loss(self) -> bool:

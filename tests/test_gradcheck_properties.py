@@ -173,7 +173,10 @@ def test_numpy_jax_and_jax_grad_agree(op):
         assert len(by_numpy) == k
         three = zip(values, by_numpy, by_jax(g, *args), by_autodiff(g, *args), strict=False)
         for name, a, b, c in three:
-            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13, err_msg=f"jax, {name}")
+            if spec.random:  # NumPy's and JAX's generators differ: JAX against jax.grad only
+                a = b
+            else:
+                np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13, err_msg=f"jax, {name}")
             np.testing.assert_allclose(c, a, rtol=1e-9, atol=1e-12, err_msg=f"jax.grad, {name}")
 
     check()

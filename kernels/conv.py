@@ -20,9 +20,10 @@ batched product ``w (F, C KH KW) @ cols`` and dw the product ``dout @
 cols^T``; dx is ``w^T @ dout`` scattered back onto the windows, one
 vectorised add per kernel tap (KH KW adds, each over every window at once:
 no loop over pixels or windows). JAX uses its convolution primitive
-(``lax.conv_general_dilated``) for all three: XLA's convolutions are its
-fastest route, and the dw and dx formulas above are exactly a dilated
-convolution and a transposed one, which the primitive expresses directly.
+(``lax.conv_general_dilated``) for all three: the dw and dx formulas above
+are exactly a dilated convolution and a transposed one, which the primitive
+expresses directly (JAX's own transpose rules for the convolution build the
+same two).
 """
 
 from __future__ import annotations

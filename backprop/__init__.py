@@ -10,6 +10,8 @@ The public API:
 - :class:`MLPClassifier`: the same as a scikit-learn style estimator;
 - :func:`gradcheck` and :func:`check_kernel`: finite-difference proof of a
   gradient, with a diagnosis of what is wrong;
+- :func:`save` and :func:`load`: model files that describe themselves
+  (:mod:`backprop.model`);
 - :mod:`backprop.data`: the notes' toy data and scikit-learn's bundled sets.
 
 The primitives live in :mod:`backprop.kernels` (the repository's top-level
@@ -20,6 +22,7 @@ from backprop.data import load_dataset, truth_table, xor_blobs, xor_data
 from backprop.estimator import MLPClassifier
 from backprop.gradcheck import check_kernel, gradcheck
 from backprop.many import ManyResult, train_xor_many
+from backprop.model import Model, load, save
 from backprop.nets import Layer, Net, init_params, make_net, predict
 from backprop.train import MLPResult, train_mlp
 from backprop.xor import XorParams, init_xor_params
@@ -30,6 +33,7 @@ __all__ = [
     "MLPClassifier",
     "MLPResult",
     "ManyResult",
+    "Model",
     "Net",
     "XorParams",
     "XorResult",
@@ -37,9 +41,11 @@ __all__ = [
     "gradcheck",
     "init_params",
     "init_xor_params",
+    "load",
     "load_dataset",
     "make_net",
     "predict",
+    "save",
     "train_mlp",
     "train_xor_manual",
     "train_xor_many",

@@ -353,11 +353,30 @@ def correct(xp: Any, z: Any, Y: Any, net: Net) -> Any:
 def predict(params: Sequence[Layer], X: Any, net: Net, backend: str = "numpy") -> np.ndarray:
     """The network's output for X (N, D0): probabilities for a sigmoid or softmax head.
 
-    Returns a NumPy array (N, DL).
+    Returns a NumPy array (N, DL). ``ValueError`` when ``params`` do not
+    have the shapes ``net.sizes`` gives (describing both).
     """
     from backprop._validate import check_backend
     from backprop.kernels import get_backend
 
     K = get_backend(check_backend(backend))
+    check_params_match(params, net)
     z, _ = forward(K, params, X, net)
     return np.asarray(head_output(K, z, net))
+
+
+def check_params_match(params: Sequence[Layer], net: Net) -> None:
+    """``ValueError`` describing both unless ``params`` has the layer shapes of ``net``."""
+    try:
+        shapes = [(tuple(np.shape(w)), tuple(np.shape(b))) for w, b in params]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"params must be a sequence of (w, b) layers, got {type(params).__name__}"
+        ) from None
+    want = [((a, b), (b,)) for a, b in itertools.pairwise(net.sizes)]
+    if shapes != want:
+        got = ", ".join(f"w{s[0]} b{s[1]}" for s in shapes)
+        raise ValueError(
+            f"params ({got}) do not fit the net {net}, which needs "
+            + ", ".join(f"w{s[0]} b{s[1]}" for s in want)
+        )

@@ -173,7 +173,7 @@ def test_two_processes_with_two_devices_each_equal_one_process(tmp_path):
     )
     assert one.stdout.splitlines()[-2].split(" (")[0] == outs[0][0].splitlines()[-2].split(" (")[0]
     a, b = np.load(tmp_path / "two.npz"), np.load(tmp_path / "one.npz")
-    for name in b.files:
+    for name in (n for n in b.files if n != "model.json"):  # the arrays, not the description
         assert np.max(np.abs(a[name] - b[name])) <= 1e-12 * np.max(np.abs(b[name])), name
 
 

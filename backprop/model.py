@@ -405,6 +405,11 @@ def _classes_json(classes: Any, net: Net) -> tuple[dict[str, Any] | None, np.nda
     if classes is None:
         return None, None
     a = np.asarray(classes)
+    if a.dtype.kind == "O" and any(
+        v is None or (isinstance(v, (float, np.floating)) and not math.isfinite(v))
+        for v in a.ravel().tolist()
+    ):
+        raise ValueError(f"classes must not hold NaN, infinity or None, got {a.tolist()}")
     if a.dtype.kind == "O":
         try:
             a = np.asarray(a.tolist())

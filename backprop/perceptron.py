@@ -143,8 +143,9 @@ def perceptron_rule(
         f"epochs={epochs:,} passes, keeping the {w.size} weights of each pass,",
         (epochs + 1) * w.size * (8 + 128),
     )
-    if not isinstance(exact, bool):
+    if not isinstance(exact, (bool, np.bool_)):
         raise ValueError(f"exact must be True or False, got {exact!r}")
+    exact = bool(exact)
 
     def by_hand() -> PerceptronResult:
         try:

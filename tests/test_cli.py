@@ -376,3 +376,24 @@ def test_breast_cancer_is_accepted_with_either_spelling():
     parser = build_parser()
     for name in ("breast-cancer", "breast_cancer"):
         assert parser.parse_args(["fit", "--data", name]).data == name
+
+
+@needs_sklearn
+def test_a_test_size_that_leaves_a_class_out_is_explained_in_our_words(capsys):
+    assert main(["fit", "--data", "iris", "--test-size", "0.01", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "test_size=0.01 splits iris's 150 rows into 148 train and 2 test rows" in err
+    assert "sklearn" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_numpy_scalars_are_accepted_where_numbers_and_bools_are():
+    import numpy as np
+
+    from backprop import experiments as E
+    from backprop.data import truth_table
+    from backprop.perceptron import perceptron_rule
+
+    X, y = truth_table("and", "float64")
+    r = perceptron_rule(X, y, lr=np.float32(0.05), epochs=np.int64(10), exact=np.True_)
+    assert r.converged and r.exact
+    E.perceptron("and", exact=np.True_, verbose=np.False_, out=lambda *a: None)

@@ -814,7 +814,7 @@ FOUND = [
     ),
     cli("cli-xor-hidden-10**9", "xor", "--hidden", str(10**9), match="hidden must be at most"),
     cli("cli-xor-seed-float", "xor", "--seed", "1.5", match=r"argument --seed: .*'1.5'"),
-    cli("cli-fit-test-size-2", "fit", "--data", "iris", "--test-size", "2", match="test_size"),
+    cli("cli-fit-test-size-2", "fit", "--data", "iris", "--test-size", "2", match="test-size"),
     cli(
         "cli-fit-hidden-10**9",
         "fit",

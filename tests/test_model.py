@@ -94,6 +94,9 @@ def test_bare_parameters_need_a_net_that_fits(tmp_path):
         save(params, tmp_path / "p.npz", net=make_net([2, 5, 1]), classes=[1, 2, 3])
     with pytest.raises(ValueError, match="must not hold NaN"):
         save(params, tmp_path / "p.npz", net=make_net([2, 5, 1]), classes=[0.0, np.nan])
+    with pytest.raises(ValueError, match="must not hold NaN"):
+        labels = np.array(["a", np.nan], dtype=object)
+        save(params, tmp_path / "p.npz", net=make_net([2, 5, 1]), classes=labels)
     with pytest.raises(ValueError, match="give both or neither"):
         save(params, tmp_path / "p.npz", net=make_net([2, 5, 1]), mean=[0, 0])
     assert list(tmp_path.iterdir()) == []

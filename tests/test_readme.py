@@ -74,7 +74,7 @@ def _backprop_args(command: str) -> tuple[dict[str, str], list[str]]:
 def _small(args: list[str]) -> list[str]:
     """The same command with few epochs (argparse keeps the last occurrence)."""
     sub = args[0] if args and not args[0].startswith("-") else "xor"
-    if sub == "gradcheck":
+    if sub in ("gradcheck", "predict", "evaluate"):  # no training
         return args
     epochs = {"xor": "300", "perceptron": "5", "fit": "2"}.get(sub, "20")
     return [*args, "--epochs", epochs]
@@ -97,7 +97,7 @@ def _run_backprop(args: list[str], env: dict[str, str], cwd: Path, timeout: int 
 def _needs(args: list[str], env: dict[str, str]) -> str | None:
     if ("jax" in args or "XLA_FLAGS" in env) and not HAVE["jax"]:
         return "needs JAX"
-    if args and args[0] == "fit" and not HAVE["sklearn"]:
+    if args and not HAVE["sklearn"] and (args[0] == "fit" or "--data" in args):
         return "needs scikit-learn"
     return None
 
@@ -108,12 +108,16 @@ SINGLE += TABLE_COMMANDS
 
 @pytest.mark.parametrize("command", SINGLE)
 def test_every_backprop_command_runs_at_small_sizes(command, tmp_path):
-    env, args = _backprop_args(command.split("&&")[-1])
-    reason = _needs(args, env)
-    if reason:
-        pytest.skip(reason)
-    out = _run_backprop(_small(args), env, tmp_path)
-    assert out.strip()
+    """Each ``python -m backprop`` of a line, in order, in one directory (fit --save, then
+    evaluate the file it wrote)."""
+    parts = [_backprop_args(part) for part in command.split("&&") if "-m backprop" in part]
+    for env, args in parts:
+        reason = _needs(args, env)
+        if reason:
+            pytest.skip(reason)
+    for env, args in parts:
+        out = _run_backprop(_small(args), env, tmp_path)
+        assert out.strip()
 
 
 def _free_port() -> int:

@@ -274,6 +274,25 @@ def _say(args: argparse.Namespace, text: str) -> None:
         print(text)
 
 
+def _save_interrupted(args: argparse.Namespace, exc: BaseException, **describe: Any) -> None:
+    """On Ctrl-C: save the parameters the training handed back (``exc.result``) with --save.
+
+    Marks ``exc.saved`` with the path, for :func:`main`'s one line.
+    """
+    partial = getattr(exc, "result", None)
+    if not getattr(args, "save", None) or partial is None:
+        return
+    from backprop.model import save
+
+    epochs = getattr(partial, "epochs", "?")
+    written = save(partial, args.save, **describe)
+    print(
+        f"saved to {written} (interrupted after {epochs} epochs: the parameters so far)",
+        file=sys.stderr,
+    )
+    exc.saved = str(written)  # type: ignore[attr-defined]
+
+
 def _settings(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
@@ -333,13 +352,17 @@ def run_experiment(args: argparse.Namespace) -> int:
     net = E.experiment_net(name, getattr(args, "activation", "sigmoid"))
     if args.load is not None:
         train["init"] = _load_init(args.load, net, args.quiet)
-    with progress_bar(args.epochs, name) as progress:
-        train["progress"] = progress
-        result, data = _run_training(name, args, train, out, args.verbose)
+    classes = None if net.output == "identity" else [0, 1]
+    settings = _settings(args, ("lr", "epochs", "seed", "dtype", "backend", "gate"))
+    try:
+        with progress_bar(args.epochs, name) as progress:
+            train["progress"] = progress
+            result, data = _run_training(name, args, train, out, args.verbose)
+    except KeyboardInterrupt as exc:
+        _save_interrupted(args, exc, classes=classes, training=settings)
+        raise
     _print_conclusion(lines)
     if args.save and name != "blobs":  # blobs saves (and reloads) as part of the experiment
-        classes = None if net.output == "identity" else [0, 1]
-        settings = _settings(args, ("lr", "epochs", "seed", "dtype", "backend", "gate"))
         _save(args.save, result, args.quiet, classes=classes, training=settings)
     if args.plot:
         _plots(args, result, *data)
@@ -484,14 +507,14 @@ def run_fit(args: argparse.Namespace) -> int:
         "init_scheme": "glorot",
     }
 
-    def save_model(r: Any, note: str = "") -> None:
+    def save_model(r: Any) -> None:
         from backprop.model import save
 
         written = save(
             r, args.save, classes=d.classes, mean=d.mean, scale=d.scale, training=settings
         )
-        if note or not quiet:
-            print(f"saved to {written}{note}", file=sys.stderr if note else sys.stdout)
+        if not quiet:
+            print(f"saved to {written}")
 
     t0 = time.perf_counter()
     # Every process of a multi-process run must compile the same program, callback
@@ -525,11 +548,10 @@ def run_fit(args: argparse.Namespace) -> int:
                 progress=progress,
             )
     except KeyboardInterrupt as exc:
-        partial = getattr(exc, "result", None)
-        if rank == 0 and args.save and partial is not None:
-            epochs = getattr(partial, "epochs", "?")
-            save_model(partial, f" (interrupted after {epochs} epochs: the parameters so far)")
-            exc.saved = args.save  # type: ignore[attr-defined]
+        if rank == 0:
+            _save_interrupted(
+                args, exc, classes=d.classes, mean=d.mean, scale=d.scale, training=settings
+            )
         raise
     seconds = time.perf_counter() - t0
     from backprop.nets import predict

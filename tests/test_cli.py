@@ -397,3 +397,24 @@ def test_numpy_scalars_are_accepted_where_numbers_and_bools_are():
     r = perceptron_rule(X, y, lr=np.float32(0.05), epochs=np.int64(10), exact=np.True_)
     assert r.converged and r.exact
     E.perceptron("and", exact=np.True_, verbose=np.False_, out=lambda *a: None)
+
+
+def test_ctrl_c_in_an_experiment_saves_what_it_has(tmp_path, monkeypatch, capsys):
+    import backprop.experiments
+
+    real = backprop.experiments.train_mlp
+
+    def interrupted(*args, **kwargs):
+        kwargs["epochs"] = 3
+        exc = _Stop()
+        exc.result = real(*args, **kwargs)
+        raise exc
+
+    monkeypatch.setattr(backprop.experiments, "train_mlp", interrupted)
+    path = tmp_path / "s.npz"
+    assert main(["single-layer", "--save", str(path)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"interrupted; the parameters so far are in {path}" in err
+    from backprop import load
+
+    assert load(path).training["gate"] == "and"

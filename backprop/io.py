@@ -62,7 +62,6 @@ _MAX_METADATA = 1 << 20  # bytes; a description is a few kB
 _FLOAT_DTYPES = ("float32", "float64")
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
-_READ_CHUNK = 1 << 24
 _NOT_NPZ = "is not a readable .npz file (expected a zip of .npy arrays, as save_params writes)"
 
 
@@ -611,23 +610,19 @@ def _check_header(
 
 
 def _read_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, header: _Header, where: str) -> Any:
-    nbytes = info.file_size - header.size
-    # Read into a preallocated buffer in chunks: np.lib.format.read_array
-    # would also do, but this holds at most one chunk beside the result.
-    buf = np.empty(nbytes, dtype=np.uint8)
+    # NumPy's own reader, once the header has been checked against the model:
+    # it reads into the preallocated result in chunks of 256 KiB, never
+    # unpickles (allow_pickle=False) and raises on data that ends early.
     with zf.open(info) as stream:
-        stream.read(header.size)
-        got = 0
-        while got < nbytes:
-            chunk = stream.read(min(_READ_CHUNK, nbytes - got))
-            if not chunk:
-                break
-            buf[got : got + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-            got += len(chunk)
+        try:
+            a = np.lib.format.read_array(stream, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{where}: member {info.filename}: {exc}") from exc
         # Reading to the end is what makes zipfile check the member's CRC.
-        if got != nbytes or stream.read(1):
-            raise ValueError(f"{where}: member {info.filename} ends after {got} of {nbytes} bytes")
-    a = buf.view(header.dtype).reshape(header.shape, order="F" if header.fortran_order else "C")
+        if stream.read(1):
+            raise ValueError(f"{where}: member {info.filename} holds bytes after its array")
+    if a.shape != header.shape or a.dtype != header.dtype:  # pragma: no cover - same header
+        raise ValueError(f"{where}: member {info.filename} changed while it was read")
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
     return a

@@ -1016,20 +1016,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
     except KeyboardInterrupt as exc:
-        command = getattr(args, "command", None) or "backprop"
+        command = _prefix(args)
         saved = getattr(exc, "saved", None)
         kept = f"; the parameters so far are in {saved}" if saved else ""
         if not saved and getattr(args, "save", None):
             kept = "; nothing saved (no parameters were handed back)"
-        _stderr(f"backprop {command}: interrupted{kept}")
+        _stderr(f"{command}: interrupted{kept}")
         return 130
     except BrokenPipeError:
         _stdout_closed()
         return 141
     except (UsageError, ValueError, FloatingPointError, OSError, ImportError, TimeoutError) as exc:
-        command = getattr(args, "command", None) or "backprop"
-        _stderr(f"backprop {command}: error: {exc}")
+        _stderr(f"{_prefix(args)}: error: {exc}")
         return 2
+
+
+def _prefix(args: argparse.Namespace | None) -> str:
+    command = getattr(args, "command", None)
+    return f"backprop {command}" if command else "backprop"
 
 
 def _line_buffered() -> None:

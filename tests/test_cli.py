@@ -418,3 +418,27 @@ def test_ctrl_c_in_an_experiment_saves_what_it_has(tmp_path, monkeypatch, capsys
     from backprop import load
 
     assert load(path).training["gate"] == "and"
+
+
+@needs_sklearn
+@pytest.mark.slow  # a subprocess training digits until interrupted: ~5 s
+def test_a_real_ctrl_c_during_fit_is_one_line_and_exit_130(tmp_path):
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backprop", "fit", "--data", "iris", "--epochs", "20000",
+         "--verbose", "--save", str(tmp_path / "m.npz")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    while not proc.stdout.readline().startswith("epoch"):
+        pass
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines[-1].startswith("backprop fit: interrupted")
+    # Parameters are saved when the training hands them back (KeyboardInterrupt.result).
+    assert len(lines) == 1 or lines[0].startswith(f"saved to {tmp_path / 'm.npz'}")

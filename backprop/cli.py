@@ -642,7 +642,7 @@ def read_csv(
 ) -> tuple[Any, Any]:
     """A comma-separated file as features X (N, n_features) and text labels (N,) or None.
 
-    An optional first row of column names (recognised by not being numbers);
+    An optional first row of column names (recognised by holding no number);
     ``label_column`` names the label column or gives its 0-based index;
     without it, evaluation takes the last column. Empty cells, NaN and
     infinity are refused with the row and column.
@@ -661,9 +661,7 @@ def read_csv(
     if not rows:
         raise ValueError(f"{path!r} holds no rows")
     header = None
-    try:
-        [float(v) for v in rows[0] if v.strip()]
-    except ValueError:
+    if not any(_is_number(v) for v in rows[0]):  # a data row has numbers: its features
         header, rows = [h.strip() for h in rows[0]], rows[1:]
     width = len(rows[0]) if rows else len(header or [])
     if not rows:

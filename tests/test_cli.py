@@ -442,3 +442,38 @@ def test_a_real_ctrl_c_during_fit_is_one_line_and_exit_130(tmp_path):
     assert "Traceback" not in err and lines[-1].startswith("backprop fit: interrupted")
     # Parameters are saved when the training hands them back (KeyboardInterrupt.result).
     assert len(lines) == 1 or lines[0].startswith(f"saved to {tmp_path / 'm.npz'}")
+
+
+@pytest.mark.parametrize(
+    ("text", "label_column", "fragment"),
+    [
+        ("1,2,a\n3,x,b\n", None, "line 2: 'x' is not a number"),
+        ("1,2,a\n3,4\n", None, "line 2: 2 columns, expected 3"),
+        ("1,2,a\n3,4,\n", None, "line 2: the label is missing"),
+        ("1,2,a\n3,4,nan\n", None, "line 2: the label is missing ('nan')"),
+        ("1,2,a\nnan,4,b\n", None, "data row 2 holds NaN or infinity"),
+        ("1,2\n", None, "has 2 columns, the model takes 2 features plus a label column"),
+        ("x,y,z\n1,2,a\n", "w", "--label-column 'w' is not a column"),
+        ("x,y,z\n", None, "holds a header and no rows"),
+        ("", None, "holds no rows"),
+    ],
+)
+def test_a_bad_csv_is_refused_naming_the_line(tmp_path, text, label_column, fragment):
+    from backprop.cli import read_csv
+
+    path = tmp_path / "rows.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        read_csv(str(path), 2, label_column, need_labels=True)
+    assert fragment in str(info.value)
+
+
+def test_a_csv_with_a_header_and_a_named_label_column(tmp_path):
+    from backprop.cli import read_csv
+
+    path = tmp_path / "rows.csv"
+    path.write_text("label,a,b\ncat,1,2\ndog,3.5,-4e1\n")
+    X, labels = read_csv(str(path), 2, "label", need_labels=True)
+    assert X.tolist() == [[1, 2], [3.5, -40]] and labels.tolist() == ["cat", "dog"]
+    X, labels = read_csv(str(path), 2, "0", need_labels=False)
+    assert labels.tolist() == ["cat", "dog"]

@@ -742,15 +742,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _require(args, sklearn=args.data is not None, problems=_input_conflicts(args))
     model = load_model(args.model)
     X, labels, where = _model_inputs(args, model)
-    scores = model.evaluate(X, labels)
     n = X.shape[0]
-    wrong = round((1 - scores["accuracy"]) * n)
     _say(args, f"== {args.model}: {model.net} on {where} ==")
+    if model.net.output == "identity":
+        scores = model.evaluate(X, _numbers(labels))
+        print(f"mean squared error {scores['loss']:.6g} over {n} rows")
+        return 0
+    scores = model.evaluate(X, labels)
+    wrong = round((1 - scores["accuracy"]) * n)
     print(
         f"accuracy {scores['accuracy']:.1%} ({wrong} {'mistake' if wrong == 1 else 'mistakes'} "
         f"in {n} rows), loss {scores['loss']:.4f}"
     )
     return 0
+
+
+def _numbers(labels: Any) -> Any:
+    """A regression model's target column, as numbers."""
+    import numpy as np
+
+    try:
+        return np.asarray(labels, dtype=np.float64)
+    except ValueError:
+        bad = next(v for v in labels.tolist() if not _is_number(str(v)))
+        raise ValueError(f"the target column must hold numbers, got {bad!r}") from None
 
 
 def _input_conflicts(args: argparse.Namespace) -> list[str]:

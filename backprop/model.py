@@ -139,24 +139,40 @@ class Model:
 
         ``y`` holds class labels (values of ``classes``; class indices when
         the model has none). Returns ``{"accuracy": ..., "loss": ...}``; the
-        loss is the head's (cross-entropy, BCE), without any penalty.
+        loss is the head's (cross-entropy, BCE), without any penalty. For an
+        identity (regression) head ``y`` holds target values, (N,) or (N, DL),
+        and only ``{"loss": ...}`` (the mean squared error) is returned.
         """
         from backprop.kernels import get_backend
         from backprop.nets import forward
 
-        if self.net.output == "identity":
-            raise ValueError("evaluate needs a classifier (a sigmoid or softmax output)")
         X = self.transform(X)
-        index = self._label_indices(y, X.shape[0])
         n_out = self.net.sizes[-1]
+        K = get_backend("numpy")
+        z, _ = forward(K, self.params, X, self.net)
+        loss_forward = getattr(K, f"{HEADS[self.net.output][1]}_forward")
+        if self.net.output == "identity":
+            from backprop._validate import check_array
+
+            Y = check_array("y", y, self.dtype)
+            Y = Y.reshape(-1, 1) if Y.ndim == 1 and n_out == 1 else Y
+            if Y.shape != z.shape:
+                raise ValueError(
+                    f"y must have shape {z.shape} (one target row per row of X), got {Y.shape}"
+                )
+            return {"loss": float(loss_forward(z, Y, None)[0])}
+        if self.net.output == "sigmoid" and n_out > 1:
+            raise ValueError(
+                f"evaluate takes one label per row; this model has {n_out} independent sigmoid "
+                "outputs (multi-label): use output() and compare per output"
+            )
+        index = self._label_indices(y, X.shape[0])
         Y = (
             np.eye(n_out, dtype=self.dtype)[index]
             if self.net.output == "softmax"
             else index.reshape(-1, 1).astype(self.dtype)
         )
-        K = get_backend("numpy")
-        z, _ = forward(K, self.params, X, self.net)
-        loss, _ = getattr(K, f"{HEADS[self.net.output][1]}_forward")(z, Y, None)
+        loss, _ = loss_forward(z, Y, None)
         hit = np.argmax(z, axis=1) == index if n_out > 1 else (z[:, 0] > 0) == (index == 1)
         return {"accuracy": float(np.mean(hit)), "loss": float(loss)}
 

@@ -209,3 +209,22 @@ def test_saving_over_a_hard_link_replaces_this_name_only(tmp_path):
     save_params(first, backprop.init_params([2, 5, 1], seed=2))
     assert np.array_equal(load_params(other, [2, 5, 1])[0].w, old[0].w)
     assert not np.array_equal(load_params(first, [2, 5, 1])[0].w, old[0].w)
+
+
+def test_a_regression_model_evaluates_its_mean_squared_error(tmp_path):
+    Xr = X[:, :2]
+    target = (Xr @ np.array([[1.0], [-2.0]], np.float32)).astype(np.float32)
+    r = train_mlp([2, 1], Xr, target, output="identity", epochs=3, lr=0.1)
+    model = load(save(r, tmp_path / "lin.npz"))
+    z = model.output(Xr)
+    assert model.evaluate(Xr, target[:, 0]) == {
+        "loss": pytest.approx(float(np.mean((z - target) ** 2)), rel=1e-5)
+    }
+    with pytest.raises(ValueError, match="predicts values, not probabilities"):
+        model.predict_proba(Xr)
+
+
+def test_evaluate_refuses_labels_the_model_does_not_know(tmp_path):
+    model = load(save(_result(), tmp_path / "m.npz", classes=["cat", "dog", "eel"]))
+    with pytest.raises(ValueError, match=r"labels the model does not know: \['fox'\]"):
+        model.evaluate(X[:2], ["cat", "fox"])

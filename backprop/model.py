@@ -257,6 +257,8 @@ def save(
         As :func:`backprop.io.save_params`.
     """
     path = _io._check_npz_path(path)
+    if training is not None and not isinstance(training, Mapping):
+        raise TypeError(f"training must be a mapping of settings, got {type(training).__name__}")
     kind, estimator = "network", None
     recorded: dict[str, Any] = {}
     if isinstance(obj, Model):

@@ -623,4 +623,11 @@ def _to_estimator(model: Model, spec: Mapping[str, Any], path: Any) -> Any:
     est.n_layers_ = len(model.net.sizes)
     est.out_activation_ = "logistic" if model.net.output == "sigmoid" else model.net.output
     est.result_ = _LoadedFit(model.net, model.params)
+    try:  # the estimator must predict from what was restored; say so here if it cannot
+        est.predict(np.zeros((1, model.n_features), dtype=model.dtype))
+    except AttributeError as exc:  # pragma: no cover - an estimator needing more state
+        raise ValueError(
+            f"{str(path)!r}: this {name} cannot be restored from a file ({exc}); "
+            "load it with backprop.model.load_model(path), which predicts the same"
+        ) from None
     return est

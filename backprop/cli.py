@@ -482,6 +482,12 @@ def run_fit(args: argparse.Namespace) -> int:
         f"{args.lr:g}, batch {args.batch_size}, {args.epochs} epochs, {args.backend} "
         f"{args.dtype}{'' if args.devices is None else f', devices {args.devices}'} =="
     )
+    batch_size = min(args.batch_size, X_train.shape[0])
+    if batch_size < args.batch_size:
+        say(
+            f"note: --batch-size {args.batch_size} is more than the {X_train.shape[0]} training "
+            "rows: every step uses all of them"
+        )
     every = max(1, args.epochs // 10)
 
     def report(epoch: int, loss: float) -> None:
@@ -534,7 +540,7 @@ def run_fit(args: argparse.Namespace) -> int:
                 nesterov=args.nesterov,
                 alpha=args.alpha,
                 epochs=args.epochs,
-                batch_size=min(args.batch_size, X_train.shape[0]),
+                batch_size=batch_size,
                 shuffle=not args.no_shuffle,
                 validation=validation,
                 early_stopping=args.early_stopping,

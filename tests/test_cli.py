@@ -477,3 +477,10 @@ def test_a_csv_with_a_header_and_a_named_label_column(tmp_path):
     assert X.tolist() == [[1, 2], [3.5, -40]] and labels.tolist() == ["cat", "dog"]
     X, labels = read_csv(str(path), 2, "0", need_labels=False)
     assert labels.tolist() == ["cat", "dog"]
+
+
+@needs_sklearn
+def test_a_batch_larger_than_the_data_is_said_not_silent(capsys):
+    assert main(["fit", "--data", "iris", "--epochs", "1", "--batch-size", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --batch-size 1000 is more than the 112 training rows" in out

@@ -2,11 +2,15 @@
 
 ``python -m backprop gradcheck`` prints :func:`format_table` of
 :func:`check_all_kernels` for each installed backend. The inputs come from
-each kernel's declaration in :mod:`backprop.kernels.registry`.
+each kernel's declaration in :mod:`backprop.kernels.registry`. The JAX
+backend's kernels are checked in float64 inside ``jax.enable_x64(True)``,
+scoped to the check (the global switch is left as it is).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,11 +36,25 @@ def kernel_cases(K: Backend, seed: int = 0) -> dict[str, tuple[Any, Any, dict[st
     return cases
 
 
+@contextlib.contextmanager
+def float64(K: Backend) -> Iterator[None]:
+    """JAX in float64 for the duration (a no-op for NumPy)."""
+    if K.name != "jax":
+        yield
+        return
+    import jax
+
+    with jax.enable_x64(True):
+        yield
+
+
 def check_all_kernels(K: Backend, seed: int = 0) -> dict[str, GradcheckReport]:
-    """:func:`~backprop.gradcheck.check_kernel` on every pair of :func:`kernel_cases`."""
-    return {
-        name: check_kernel(f, b, inputs) for name, (f, b, inputs) in kernel_cases(K, seed).items()
-    }
+    """:func:`~backprop.gradcheck.check_kernel` on every pair of :func:`kernel_cases` (float64)."""
+    with float64(K):
+        return {
+            name: check_kernel(f, b, inputs)
+            for name, (f, b, inputs) in kernel_cases(K, seed).items()
+        }
 
 
 def format_table(results: dict[str, dict[str, GradcheckReport]]) -> str:

@@ -257,8 +257,11 @@ def _entry(
         # A kink within the steps (not at the point) bends the central
         # differences in a way Richardson does not see, while the one-sided
         # slope on the far side stays exact: the central estimate must agree
-        # with both one-sided ones to within their bounds.
-        trunc = max(trunc, abs(b - right) - er, abs(b - left) - el)
+        # with both one-sided ones to within their bounds. Where it does not
+        # (a kink the rounding hides: central differences are then exact
+        # averages of the two slopes), the bound grows to cover all three.
+        if abs(b - right) > er + trunc + rnd or abs(b - left) > el + trunc + rnd:
+            trunc = max(trunc, abs(b - right) + er, abs(b - left) + el)
         raw = (l0.right, l1.right, l2.right, l0.left, l1.left, l2.left, right, left)
         # The function itself jumps: one-sided slopes grow like 1/h (x4 over the triple).
         grows = max(abs(l2.right), abs(l2.left)) > 3 * max(abs(l0.right), abs(l0.left), 1e-300)

@@ -374,7 +374,8 @@ def compare(
             jump=bool(est.jump[k]),
             within=float(est.step[k]) / 4,
         )
-        for k in zip(*np.nonzero(kink), strict=True)
+        for k in np.ndindex(kink.shape)
+        if kink[k]
     )
     if verdict == "fail":
         diagnosis = diagnose(
@@ -442,8 +443,11 @@ def diagnose(
     k, size = int(failing.sum()), a.size
     some = f"at {k} of {size} entries" if k < size else "at every entry"
     at = f"{list(idx)}"
-    if fail_kink.all() and fail_kink.any():
-        return f"analytic lies outside the one-sided slopes at {k} kink(s), e.g. at {at}"
+    if failing.any() and np.all(fail_kink[failing]):
+        return (
+            f"analytic lies outside the one-sided slopes at {k} kink(s), e.g. at {at}: "
+            f"not a subgradient"
+        )
     if not np.any(a) and np.any(n[significant] if significant.any() else n):
         return "analytic gradient is all zero (is this gradient ever computed?)"
     allowed = tol + err

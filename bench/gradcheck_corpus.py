@@ -113,10 +113,10 @@ def jax_checker() -> Any:
 
 
 def run(cases: list[Case], check: Any) -> dict[str, Any]:
-    counts: collections.Counter[tuple[bool, bool, str]] = collections.Counter()
+    counts: collections.Counter[tuple[bool, bool, bool, str]] = collections.Counter()
     start = time.perf_counter()
     for case in cases:
-        counts[(case.correct, case.smooth, check(case))] += 1
+        counts[(case.correct, case.smooth, case.resolvable, check(case))] += 1
     return {"counts": counts, "seconds": time.perf_counter() - start}
 
 
@@ -124,25 +124,30 @@ def table(cases: list[Case], results: dict[str, dict[str, Any]]) -> str:
     wrong = sum(not c.correct for c in cases)
     right = sum(c.correct for c in cases)
     smooth_right = sum(c.correct and c.smooth for c in cases)
+    resolvable = sum(c.correct and c.smooth and c.resolvable for c in cases)
     lines = [
         f"| checker | wrong passed (of {wrong}) | correct failed (of {right}) | "
-        f"inconclusive: correct (smooth correct, of {smooth_right}) / wrong | time |",
+        f"inconclusive: correct / smooth correct (of {smooth_right}) / smooth correct, "
+        f"offset resolvable (of {resolvable}) / wrong | time |",
         "|---|---|---|---|---|",
     ]
     for name, r in results.items():
         c = r["counts"]
 
-        def n(correct: bool, verdict: str, smooth: bool | None = None, c: Any = c) -> int:
+        def n(
+            correct: bool, verdict: str, only: bool = False, res: bool = False, c: Any = c
+        ) -> int:
             return sum(
                 v
-                for (cor, sm, ver), v in c.items()
-                if cor == correct and ver == verdict and (smooth is None or sm == smooth)
+                for (cor, sm, rs, ver), v in c.items()
+                if cor == correct and ver == verdict and (not only or sm) and (not res or rs)
             )
 
         inc_smooth = n(True, "inconclusive", True)
+        inc_res = n(True, "inconclusive", True, True)
         inconclusive = (
-            f"{n(True, 'inconclusive')} ({inc_smooth}, {100 * inc_smooth / smooth_right:.1f} %)"
-            f" / {n(False, 'inconclusive')}"
+            f"{n(True, 'inconclusive')} / {inc_smooth} ({100 * inc_smooth / smooth_right:.1f} %)"
+            f" / {inc_res} ({100 * inc_res / resolvable:.1f} %) / {n(False, 'inconclusive')}"
             if name == "backprop.gradcheck"
             else "- (no such verdict)"
         )

@@ -33,6 +33,22 @@ def test_the_librarys_relu_at_its_kink_and_next_to_it(dtype):
         assert set(kinks) == {(0, 0), (0, 5)}
 
 
+def test_a_kink_blurred_by_float32_rounding_is_neither_pass_nor_fail():
+    """A float32 loss of ~1 rounds to 6e-8: the steps stop near 1e-3, where the
+    kink cannot be placed at the point (others may lie within the steps too)."""
+    g = np.array([0.7, -1.1, 0.4], dtype=np.float32)
+
+    def loss_fn(p):
+        return np.float32(1.0) + np.sum(K.relu_forward(p["z"].astype(np.float32))[0] * g)
+
+    def grad_fn(p):
+        return {"z": K.relu_backward(g.astype(float), p["z"])}
+
+    report = gradcheck(loss_fn, grad_fn, {"z": np.array([0.0, 1.3, -0.2])})
+    assert report.verdict == "inconclusive", str(report)
+    assert "one-sided slopes differ" in report["z"].diagnosis
+
+
 def test_a_relu_outside_its_slopes_fails():
     z = np.array([[0.0, 1.0, -1.0]])
 

@@ -47,6 +47,7 @@ UNRESOLVED = 2  # no step made the bound small enough (``near_kink``: a kink wit
 
 MAX_DOWN = 40  # halvings below eps (relu at 4e-7 from eps = 1e-3 needs ~12)
 MAX_UP = 4  # steps of x4 above eps when rounding dominates
+KINK_LOCAL = 1e-6  # a kink followed to within 1e-6 max(1, |x|) is at the point
 ROUNDING_PER_EVAL = 4.0  # e = 4 u (|phi(h)| + |phi(-h)|): ~8 u |loss| per value
 
 
@@ -326,9 +327,11 @@ def _entry(
     if kink is not None:
         t, status = {**kink, "h": 4 * kink_within}, KINK
         # A kink is placed at the point only when followed to within
-        # cbrt(u) |x| of it; further out it may lie on either side, and the
-        # entry is unresolved (a value outside both slopes still fails).
-        if kink_within > np.cbrt(unit) * max(1.0, abs(origf)):
+        # KINK_LOCAL |x| of it. Further out (float32 rounding stops the
+        # search near 1e-3) it may lie on either side, and other kinks may
+        # lie within the steps too, bending the one-sided slopes: the entry
+        # is unresolved, neither pass nor fail.
+        if kink_within > KINK_LOCAL * max(1.0, abs(origf)):
             status, near = UNRESOLVED, True
     elif best is not None:
         t = best

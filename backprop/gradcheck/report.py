@@ -304,7 +304,7 @@ def compare(
         hi = np.where(est.jump & (est.hi > 0), np.inf, est.hi) + margin
         lo = np.where(est.jump & (est.lo < 0), -np.inf, lo)
         inside = (a >= lo) & (a <= hi)
-    fail_k = (kink | near) & ~(inside & finite_a)
+    fail_k = (kink & ~(inside & finite_a)) | (near & ~finite_a)
     failing = fail_s | fail_k
     undecided = (smooth & ~fail_s & ~pass_s) | (near & ~fail_k)
     verdict: Verdict = (
@@ -383,6 +383,14 @@ def compare(
         )
     elif verdict == "inconclusive":
         diagnosis = inconclusive_reason(name, idx, a, n, est, tol, undecided, x, dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = np.where(smooth, np.maximum(d + err - atol, 0.0) / np.abs(n), 0.0)
+        r_star = _max(np.where(np.isnan(need), np.inf, need))
+        if not near.any() and 0 < r_star < 0.1:
+            diagnosis += (
+                f"; all the same, analytic agrees with numeric to within rtol={r_star:.1g} "
+                f"including the bound: a check with rtol={2 * r_star:.1g} would decide"
+            )
     elif verdict == "kink":
         diagnosis = f"valid subgradient at {int(kink.sum())} kink(s)"
     else:
@@ -523,10 +531,10 @@ def inconclusive_reason(
         return (
             f"at {where} the one-sided slopes differ (left {float(est.left[idx]):.4g}, right "
             f"{float(est.right[idx]):.4g}) at every step down to {float(est.step[idx]) / 4:.1g}, "
-            f"where rounding blurs them: a kink lies that close to the point, on a side the "
-            f"differences cannot tell, and analytic {float(a[idx]):.4g} lies between the slopes "
-            f"({count}); try: a point farther from the kink, or float64 / a loss without a "
-            f"large offset so that smaller steps resolve it"
+            f"where rounding blurs them: a kink lies that close to the point (on a side the "
+            f"differences cannot tell, perhaps with others within the steps), analytic "
+            f"{float(a[idx]):.4g} ({count}); try: float64, a loss without a large offset (so "
+            f"that smaller steps resolve it), or a point farther from the kink"
         )
     if not np.isfinite(trunc + rnd):
         spacing = float(np.spacing(np.abs(x[idx])))

@@ -184,3 +184,29 @@ def test_a_jax_float32_loss_is_checked_as_float32_and_x64_is_left_alone():
     with jax.enable_x64(True):  # the same check in float64, when the caller asks for it
         report = gradcheck(loss_fn, grad_fn, params)
         assert report.ok and report.loss_dtype == "float64" and report.rtol == 1e-5
+
+
+def test_every_registered_kernel_at_its_declared_kinks():
+    """Each kernel whose declaration names points to avoid (ReLU's 0; max-pooling
+    ties and the like, as they come) is checked right at them: a kink verdict
+    with a valid subgradient, or a pass, never a failure."""
+    from backprop.kernels import KERNELS, PAIRS
+    from backprop.kernels.registry import sample_inputs
+
+    checked = 0
+    for name in PAIRS:
+        spec = KERNELS[name]
+        kinked = [i for i in spec.inputs if spec.domain(i).avoid]
+        if not kinked:
+            continue
+        inputs = sample_inputs(spec, np.random.default_rng(0), n=3, d=2, m=3)
+        for i in kinked:
+            x = np.array(inputs[i], dtype=float)
+            flat = x.reshape(-1)
+            flat[::2] = spec.domain(i).avoid[0]  # every other entry right at a kink
+            inputs[i] = x
+        forward, backward = getattr(K, spec.forward.__name__), getattr(K, spec.backward.__name__)
+        report = check_kernel(forward, backward, inputs)
+        assert report.ok and report.kinked, (name, str(report))
+        checked += 1
+    assert checked >= 1

@@ -210,3 +210,43 @@ def test_every_registered_kernel_at_its_declared_kinks():
         assert report.ok and report.kinked, (name, str(report))
         checked += 1
     assert checked >= 1
+
+
+@pytest.mark.slow  # a fresh process importing JAX: ~3-5 s
+@pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")
+def test_the_same_check_twice_in_a_fresh_process_agrees_whatever_the_import_order():
+    """The audit: x64 was switched on only if JAX was imported before gradcheck
+    ran, so a float32 JAX loss failed on the first call and passed on the second."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import numpy as np
+from backprop import gradcheck
+
+def loss_fn(p):
+    import jax.numpy as jnp  # JAX first imported inside the loss
+    return jnp.sum(jnp.tanh(jnp.asarray(p["w"])) ** 2)
+
+def grad_fn(p):
+    t = np.tanh(p["w"])
+    return {"w": 2 * t * (1 - t**2)}
+
+params = {"w": np.array([0.3, -1.2, 2.0, 0.05])}
+first, second = (gradcheck(loss_fn, grad_fn, params) for _ in range(2))
+import jax
+print(first.verdict, second.verdict, first.loss_dtype, second.loss_dtype, jax.config.jax_enable_x64)
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert out == ["pass", "pass", "float32", "float32", "False"]

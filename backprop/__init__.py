@@ -10,7 +10,10 @@ The public API:
 - :class:`MLPClassifier`: the same as a scikit-learn style estimator;
 - :func:`gradcheck` and :func:`check_kernel`: finite-difference proof of a
   gradient, with a diagnosis of what is wrong;
-- :mod:`backprop.data`: the notes' toy data and scikit-learn's bundled sets.
+- :mod:`backprop.data`: the notes' toy data and scikit-learn's bundled sets;
+- :func:`register_activation`, :func:`register_head` and
+  :func:`register_optimizer`: a user's own kernel, head or optimizer in one
+  call, gradient-checked first, then usable everywhere ours are.
 
 The primitives live in :mod:`backprop.kernels` (the repository's top-level
 ``kernels/`` folder).
@@ -21,11 +24,14 @@ from backprop.estimator import MLPClassifier
 from backprop.gradcheck import check_kernel, gradcheck
 from backprop.many import ManyResult, train_xor_many
 from backprop.nets import Layer, Net, init_params, make_net, predict
+from backprop.optim import register_optimizer
+from backprop.register import KernelRefused, register_activation, register_head, unregister
 from backprop.train import MLPResult, train_mlp
 from backprop.xor import XorParams, init_xor_params
 from backprop.xor_train import XorResult, train_xor_manual
 
 __all__ = [
+    "KernelRefused",
     "Layer",
     "MLPClassifier",
     "MLPResult",
@@ -40,10 +46,14 @@ __all__ = [
     "load_dataset",
     "make_net",
     "predict",
+    "register_activation",
+    "register_head",
+    "register_optimizer",
     "train_mlp",
     "train_xor_manual",
     "train_xor_many",
     "truth_table",
+    "unregister",
     "xor_blobs",
     "xor_data",
 ]

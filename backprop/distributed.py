@@ -258,7 +258,7 @@ def batch_gradients(
     from backprop import nets
 
     def local(params: Any, Xb: Any, Yb: Any, Wb: Any) -> tuple[Any, Any, Any]:
-        w = Wb if net.output == "softmax" else Wb[:, None]
+        w = Wb if net.head.per_row else Wb[:, None]
         loss, z, grads = data_loss_and_grads(params, Xb, Yb, w)
         hits = (nets.correct(jnp, z, Yb, net) * (Wb > 0)).sum()
         return loss, hits, grads

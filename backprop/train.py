@@ -408,31 +408,20 @@ def _divergence_message(epoch: int, value: float, lr: float, alpha: float, dt: n
 def targets(name: str, y: Any, net: Net, n_rows: int, dt: np.dtype) -> np.ndarray:
     """Targets for ``net``'s head as a (N, DL) array of ``dt``; ``ValueError`` naming ``name``.
 
-    Softmax: integer labels (N,) in [0, DL) become one-hot rows; one-hot rows
-    (N, DL) must hold only 0 and 1, one 1 per row. Sigmoid: values in [0, 1].
-    A (N,) vector is accepted for a one-unit output.
+    A head that takes class labels (softmax) turns integer labels (N,) in
+    [0, DL) into one-hot rows; a (N,) vector is accepted for a one-unit
+    output; then the head checks the values (softmax: one-hot rows, sigmoid:
+    values in [0, 1]).
     """
     from backprop._validate import check_array
 
-    width = net.sizes[-1]
+    width, head = net.sizes[-1], net.head
     a = np.asarray(y) if not isinstance(y, (str, bytes)) else y
-    if net.output == "softmax" and getattr(a, "ndim", None) == 1:
-        if a.dtype.kind not in "iu" and not (
-            a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a))
-        ):
-            raise ValueError(
-                f"{name} must hold integer class labels in [0, {width}) (or one-hot rows "
-                f"({n_rows}, {width})), got dtype {a.dtype}"
-            )
+    if head.labels is not None and getattr(a, "ndim", None) == 1 and width > 1:
         if a.shape[0] != n_rows:
             raise ValueError(f"{name} must have {n_rows} labels (one per row of X), got {a.shape}")
-        if a.size and (a.min() < 0 or a.max() >= width):  # before the cast, which could wrap
-            raise ValueError(
-                f"{name} must hold class labels in [0, {width}) for a {width}-unit softmax "
-                f"output, got labels in [{a.min()}, {a.max()}]"
-            )
-        return np.eye(width, dtype=dt)[a.astype(np.int64)]
-    a = check_array(name, y, dt)
+        a = head.labels(name, a, width, dt)
+    a = check_array(name, a, dt)
     if a.ndim == 1 and width == 1:
         a = a[:, None]
     if a.shape != (n_rows, width):
@@ -440,18 +429,7 @@ def targets(name: str, y: Any, net: Net, n_rows: int, dt: np.dtype) -> np.ndarra
             f"{name} must have shape ({n_rows}, {width}) (one row per row of X, one column per "
             f"output unit){' or (N,)' if width == 1 else ''}, got {a.shape}"
         )
-    if net.output == "sigmoid" and a.size and (a.min() < 0 or a.max() > 1):
-        raise ValueError(
-            f"{name} must hold values in [0, 1] for a sigmoid output with BCE, got values in "
-            f"[{a.min():g}, {a.max():g}]"
-        )
-    if net.output == "softmax":
-        if not np.all((a == 0) | (a == 1)) or not np.all(a.sum(axis=1) == 1):
-            bad = int(np.argmax(~np.all((a == 0) | (a == 1), axis=1) | (a.sum(axis=1) != 1)))
-            raise ValueError(
-                f"{name} must be one-hot rows (one 1, the rest 0) for a softmax output; row "
-                f"{bad} is {a[bad].tolist()}"
-            )
+    head.check_targets(name, a)
     return a
 
 
@@ -587,8 +565,7 @@ def _evaluate(
 ) -> tuple[Any, Any]:
     """Data loss and accuracy of ``params`` on (X, Y)."""
     z, _ = nets.forward(K, params, X, net)
-    loss_kernel = nets.HEADS[net.output][1]
-    loss, _ = getattr(K, f"{loss_kernel}_forward")(z, Y, weights)
+    loss, _ = K.pair(net.head.kernel)[0](z, Y, weights)
     hits = nets.correct(xp, z, Y, net)
     acc = hits.mean() if weights is None else (hits * (weights > 0)).sum() / (weights > 0).sum()
     return loss, acc
@@ -622,7 +599,7 @@ def _batch_layout(
     """
     rows = plan.batch_rows()
     width = -(-plan.batch_size // n_devices) * n_devices
-    per_output = 1.0 if plan.net.output == "softmax" else 1.0 / plan.net.sizes[-1]
+    per_output = 1.0 if plan.net.head.per_row else 1.0 / plan.net.sizes[-1]
     weights = np.zeros((len(rows), width), dt)
     positions = np.zeros((len(rows), width), np.int64)
     for k, n_b in enumerate(rows):

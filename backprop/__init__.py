@@ -57,4 +57,4 @@ __all__ = [
     "xor_blobs",
     "xor_data",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

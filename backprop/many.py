@@ -24,7 +24,6 @@ from backprop._validate import (
     check_lr,
     check_positive_int,
     check_seed,
-    take_renamed,
 )
 from backprop.data import xor_data
 from backprop.fast.xor_nets import Nets, costs, forward, nets_first, nets_last, step
@@ -102,7 +101,6 @@ def train_xor_many(
     hidden: int = 2,
     dtype: str = "float32",
     devices: Any = None,
-    **deprecated: Any,
 ) -> ManyResult:
     """Train ``n_nets`` independent 2-``hidden``-1 XOR networks from random starts.
 
@@ -116,8 +114,7 @@ def train_xor_many(
         Networks to train.
     backend : "numpy" or "jax"
     epochs, lr, seed, hidden, dtype
-        As for :func:`backprop.train_xor_manual` (``steps=`` is the deprecated
-        name of ``epochs``).
+        As for :func:`backprop.train_xor_manual`.
     devices : None, int, "all" or sequence of jax.Device
         JAX only: None trains on one device; otherwise the networks are split
         across that many (or those) devices (on a CPU, set
@@ -134,9 +131,6 @@ def train_xor_many(
         Naming the argument, for a bad count, backend, epochs, lr, seed,
         hidden, dtype or devices.
     """
-    epochs = take_renamed("train_xor_many", deprecated, {"steps": "epochs"}, {"epochs": epochs})[
-        "epochs"
-    ]
     backend = check_backend(backend)
     n_nets = check_positive_int("n_nets", n_nets)
     epochs = check_count("epochs", epochs)

@@ -48,7 +48,6 @@ from backprop._validate import (
     check_positive_int,
     check_seed,
     first_nonfinite,
-    take_renamed,
 )
 from backprop.kernels import get_backend
 from backprop.nets import Layer, Net
@@ -190,7 +189,6 @@ def train_mlp(
     dtype: str = "float32",
     devices: Any = None,
     progress: Callable[[int, float], None] | None = None,
-    **deprecated: Any,
 ) -> MLPResult:
     """Train a dense network with hand-derived gradients.
 
@@ -272,9 +270,6 @@ def train_mlp(
         When the loss becomes NaN or infinite, naming the epoch and the
         likely cause.
     """
-    activation = take_renamed(
-        "train_mlp", deprecated, {"hidden": "activation"}, {"activation": activation}
-    )["activation"]
     backend, dt = check_backend(backend), check_dtype(dtype)
     net = nets.make_net(sizes, activation, output, loss)
     if devices is not None and backend != "jax":

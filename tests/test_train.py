@@ -202,10 +202,13 @@ def test_the_result_prints_as_one_line():
     assert "\n" not in text and len(text) < 250 and "val accuracy" in text
 
 
-def test_hidden_naming_the_activation_is_deprecated():
-    with pytest.warns(DeprecationWarning, match=r"train_mlp\(hidden=...\) is deprecated"):
-        r = train_mlp([6, 4, 1], X, BINARY, hidden="relu", epochs=2)
-    assert r.net.activations == ("relu",)
+def test_hidden_naming_the_activation_is_gone_in_0_3():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hidden'"):
+        train_mlp([6, 4, 1], X, BINARY, hidden="relu", epochs=2)
+    from backprop.many import train_xor_many
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'steps'"):
+        train_xor_many(2, steps=10)
 
 
 def test_divergence_names_the_epoch_and_an_overflowing_start_names_the_start():

@@ -26,7 +26,7 @@ from backprop.many import ManyResult, train_xor_many
 from backprop.nets import Layer, Net, init_params, make_net, predict
 from backprop.optim import register_optimizer
 from backprop.register import KernelRefused, register_activation, register_head, unregister
-from backprop.train import MLPResult, train_mlp
+from backprop.train import MLPResult, TrainingInterrupted, train_mlp
 from backprop.xor import XorParams, init_xor_params
 from backprop.xor_train import XorResult, train_xor_manual
 
@@ -37,6 +37,7 @@ __all__ = [
     "MLPResult",
     "ManyResult",
     "Net",
+    "TrainingInterrupted",
     "XorParams",
     "XorResult",
     "check_kernel",

@@ -11,6 +11,36 @@ import numpy as np
 _COMPILED: dict[Hashable, Any] = {}
 
 
+def compiled(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    static: dict[str, Any],
+    x64: bool,
+    cache: bool = True,
+) -> tuple[Any, float]:
+    """``jax.jit(fn, static_argnames=static)`` compiled for ``args``: ``(executable, seconds)``.
+
+    The executable takes the positional ``args`` (already placed, or host
+    arrays) and is kept per function, static arguments, argument shapes,
+    dtypes and shardings (unless ``cache=False``). Call it inside
+    ``jax.enable_x64(x64)`` when the arguments are float64.
+    """
+    import jax
+
+    with jax.enable_x64(x64):
+        shapes = tuple(
+            (np.shape(a), a.dtype.name, getattr(a, "sharding", None)) for a in jax.tree.leaves(args)
+        )
+        key = (fn, tuple(sorted(static.items())), jax.tree.structure(args), shapes)
+        t0 = time.perf_counter()
+        executable = _COMPILED.get(key)
+        if executable is None:
+            executable = jax.jit(fn, static_argnames=tuple(static)).lower(*args, **static).compile()
+            if cache:
+                _COMPILED[key] = executable
+    return executable, time.perf_counter() - t0
+
+
 def compile_and_run(
     fn: Callable[..., Any],
     args: tuple[Any, ...],

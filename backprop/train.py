@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from backprop import nets, optim
-from backprop._jaxrun import compile_and_run
 from backprop._validate import (
     check_backend,
     check_count,
@@ -252,7 +251,10 @@ def train_mlp(
         (or those) devices; every batch is padded with rows of weight 0 to a
         multiple of the device count, so results do not depend on it.
     progress : callable(epochs_done, loss), optional
-        Called after every epoch (on JAX from inside the compiled loop).
+        Called after every epoch, in order, from Python. On JAX the run is
+        compiled once and executed in chunks of epochs sized to about
+        :data:`CHUNK_SECONDS` each; the calls for a chunk's epochs come when
+        it ends. An exception it raises stops training and arrives as itself.
 
     Returns
     -------
@@ -269,6 +271,12 @@ def train_mlp(
     FloatingPointError
         When the loss becomes NaN or infinite, naming the epoch and the
         likely cause.
+    TrainingInterrupted
+        On Ctrl-C (a ``KeyboardInterrupt`` subclass): its ``.result`` is an
+        :class:`MLPResult` with the parameters and history reached so far.
+        NumPy stops within a batch; JAX at the end of the running chunk of
+        epochs (about :data:`CHUNK_SECONDS`), since a compiled call cannot
+        be interrupted.
     """
     backend, dt = check_backend(backend), check_dtype(dtype)
     net = nets.make_net(sizes, activation, output, loss)
@@ -306,24 +314,52 @@ def train_mlp(
     )  # fmt: skip
     orders = _row_orders(plan, seed)
 
-    if backend == "numpy":
-        run = _run_numpy(plan, params, X, Y, val, orders, progress)
-        n_devices = 1
-    else:
+    mesh, n_devices = None, 1
+    if backend == "jax":
         from backprop import distributed
 
         mesh = distributed.make_mesh(devices, batch)
-        run = _run_jax(plan, params, X, Y, val, orders, progress, mesh)
         n_devices = 1 if mesh is None else mesh.size
-    params, hist, stop_epoch, best_epoch, train_time, compile_time = run
-    k = first_nonfinite(hist["loss"])
+    try:
+        if backend == "numpy":
+            run = _run_numpy(plan, params, X, Y, val, orders, progress)
+        else:
+            run = _run_jax(plan, params, X, Y, val, orders, progress, mesh)
+    except _Interrupted as stopped:
+        result = _result(stopped.run, net, epochs, backend, dt, n_devices)
+        raise TrainingInterrupted(result) from None
+    result = _result(run, net, epochs, backend, dt, n_devices)
+    k = first_nonfinite(result.losses)
     if k is not None:
-        raise FloatingPointError(_divergence_message(k, hist["loss"][k], lr, alpha, dt))
-    if not all(np.all(np.isfinite(a)) for layer in params for a in layer):  # the last update's
-        raise FloatingPointError(
-            f"the parameters became infinite or NaN in the update of epoch {stop_epoch - 1} "
+        raise FloatingPointError(_divergence_message(k, result.losses[k], lr, alpha, dt))
+    if not all(np.all(np.isfinite(a)) for layer in result.params for a in layer):
+        raise FloatingPointError(  # the last update's
+            f"the parameters became infinite or NaN in the update of epoch {result.epochs - 1} "
             f"(lr={lr}, alpha={alpha}); training diverged - try a smaller lr"
         )
+    return result
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train_mlp`: ``.result`` is the :class:`MLPResult` reached so far.
+
+    A ``KeyboardInterrupt``, so code that does not look for it stops as
+    before. ``result.params`` are the parameters when the interrupt arrived
+    (on NumPy possibly partway through an epoch; on JAX at the end of the
+    last compiled chunk of epochs), or the best epoch's when early stopping
+    on a validation quantity had found one; the history holds every epoch
+    completed. No divergence check is made on it.
+    """
+
+    def __init__(self, result: MLPResult) -> None:
+        super().__init__(f"training interrupted after {result.epochs} epoch(s)")
+        self.result = result
+
+
+def _result(
+    run: tuple[Any, ...], net: Net, epochs: int, backend: str, dt: np.dtype, n_devices: int
+) -> MLPResult:
+    params, hist, stop_epoch, best_epoch, train_time, compile_time = run
     return MLPResult(
         params=params,
         net=net,
@@ -467,26 +503,61 @@ def _row_orders(plan: _Plan, seed: int) -> np.ndarray | None:
     return np.stack([rng.permutation(plan.n_rows) for _ in range(plan.epochs)]).astype(np.int32)
 
 
-class _Stopper:
-    """scikit-learn's no-improvement rule, on a quantity where higher is better."""
+def _stopping_step(xp: Any, q: Any, best_q: Any, bad: Any, plan: _Plan) -> tuple[Any, ...]:
+    """scikit-learn's no-improvement rule, one epoch, on a quantity q where higher is better.
 
-    def __init__(self, plan: _Plan) -> None:
-        self.plan = plan
-        self.best = -math.inf
-        self.bad = 0
-        self.best_epoch: int | None = None
-
-    def update(self, epoch: int, q: float) -> tuple[bool, bool]:
-        """Record epoch's quantity; return (is the new best, stop now)."""
-        self.bad = self.bad + 1 if q < self.best + self.plan.tol else 0
-        improved = q > self.best
-        if improved:
-            self.best, self.best_epoch = q, epoch
-        return improved, self.bad > self.plan.patience
+    Returns ``(improved, best_q, bad, stop)``: ``bad`` counts the epochs in a
+    row that failed to beat the best by more than ``tol``; stop once it
+    exceeds ``patience``. Written once, on ``xp``, without branching on
+    values: the NumPy loop and the compiled JAX loop both run it.
+    """
+    bad = xp.where(q < best_q + plan.tol, bad + 1, 0)
+    improved = q > best_q
+    return improved, xp.where(improved, q, best_q), bad, bad > plan.patience
 
 
-def _quantity(monitor: str, loss: float, val_loss: float, val_acc: float) -> float:
-    return {"loss": -loss, "val_loss": -val_loss, "val_accuracy": val_acc}[monitor]
+def _monitored(monitor: str, loss: Any, val_loss: Any, val_accuracy: Any) -> Any:
+    """The monitored quantity, signed so that higher is better."""
+    return {"loss": -loss, "val_loss": -val_loss, "val_accuracy": val_accuracy}[monitor]
+
+
+def _empty_history(plan: _Plan, dt: Any, xp: Any = np) -> dict[str, Any]:
+    """Per-epoch arrays, NaN until recorded: the one history both backends fill."""
+    E = plan.epochs
+    return {
+        "loss": xp.full(E, np.nan, dt),
+        "accuracy": xp.full(E, np.nan, dt),
+        "grad_norms": xp.full((E, plan.net.n_layers), np.nan, dt),
+        "val_loss": xp.full(E, np.nan, dt),
+        "val_accuracy": xp.full(E, np.nan, dt),
+    }
+
+
+def _record(hist: dict[str, Any], e: Any, **values: Any) -> dict[str, Any]:
+    """Epoch ``e``'s values written into the history (in place on NumPy, functionally on JAX)."""
+    hist = dict(hist)
+    for key, value in values.items():
+        if isinstance(hist[key], np.ndarray):
+            hist[key][e] = value
+        else:
+            hist[key] = hist[key].at[e].set(value)
+    return hist
+
+
+def _finish_history(plan: _Plan, hist: dict[str, Any], epochs_run: int) -> dict[str, np.ndarray]:
+    """The history as NumPy arrays, cut to the epochs run, without unused validation entries."""
+    out = {key: np.asarray(value)[:epochs_run] for key, value in hist.items()}
+    if not plan.has_validation:
+        del out["val_loss"], out["val_accuracy"]
+    return out
+
+
+class _Interrupted(Exception):
+    """Raised by a backend's loop on Ctrl-C, carrying the run so far."""
+
+    def __init__(self, run: tuple[Any, ...]) -> None:
+        super().__init__("interrupted")
+        self.run = run
 
 
 def _run_numpy(
@@ -504,61 +575,68 @@ def _run_numpy(
     net, E = plan.net, plan.epochs
     step = InPlaceMLP(net, params, plan.opt, plan.batch_size, X.dtype)
     hist = _empty_history(plan, X.dtype)
-    stopper = _Stopper(plan) if plan.monitor else None
-    best, stop_epoch = params, E
+    best, best_q, bad, best_epoch = params, -np.inf, 0, None
     rows = plan.batch_rows()
+    epochs_run = 0
     t0 = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for e in range(E):
-            total = correct = 0.0
-            norms = np.zeros(net.n_layers)
-            for k, n_b in enumerate(rows):
-                start = k * plan.batch_size
-                if orders is None:
-                    Xb, Yb = X[start : start + n_b], Y[start : start + n_b]
-                else:
-                    idx = orders[e, start : start + n_b]
-                    Xb, Yb = X[idx], Y[idx]
-                loss, z = step.loss_and_grads(Xb, Yb, plan.alpha / n_b if plan.alpha else 0.0)
-                total += loss * n_b
-                correct += float(nets.correct(np, z, Yb, net).sum())
-                norms += step.grad_norms()
-                step.update()
-            hist["loss"][e] = total / plan.n_rows
-            hist["accuracy"][e] = correct / plan.n_rows
-            hist["grad_norms"][e] = norms / len(rows)
-            if val is not None:
-                vl, va = _evaluate(K, np, step.W_and_b(), *val, net)
-                hist["val_loss"][e], hist["val_accuracy"][e] = vl, va
-            if progress is not None:
-                progress(e + 1, float(hist["loss"][e]))
-            if not np.isfinite(hist["loss"][e]):
-                stop_epoch = e + 1
-                break
-            if stopper is not None:
-                q = _quantity(
-                    plan.monitor,  # type: ignore[arg-type]
-                    hist["loss"][e],
-                    hist.get("val_loss", hist["loss"])[e],
-                    hist.get("val_accuracy", hist["accuracy"])[e],
+
+    def result() -> tuple[Any, ...]:
+        kept = best if plan.restores_best and best_epoch is not None else step.params()
+        history = _finish_history(plan, hist, epochs_run)
+        return kept, history, epochs_run, best_epoch, time.perf_counter() - t0, 0.0
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for e in range(E):
+                total = correct = 0.0
+                norms = np.zeros(net.n_layers)
+                for k, n_b in enumerate(rows):
+                    start = k * plan.batch_size
+                    if orders is None:
+                        Xb, Yb = X[start : start + n_b], Y[start : start + n_b]
+                    else:
+                        idx = orders[e, start : start + n_b]
+                        Xb, Yb = X[idx], Y[idx]
+                    loss, z = step.loss_and_grads(Xb, Yb, plan.alpha / n_b if plan.alpha else 0.0)
+                    total += loss * n_b
+                    correct += float(nets.correct(np, z, Yb, net).sum())
+                    norms += step.grad_norms()
+                    step.update()
+                vl = va = np.nan
+                if val is not None:
+                    vl, va = _evaluate(K, np, step.W_and_b(), *val, net)
+                hist = _record(
+                    hist,
+                    e,
+                    loss=total / plan.n_rows,
+                    accuracy=correct / plan.n_rows,
+                    grad_norms=norms / len(rows),
+                    val_loss=vl,
+                    val_accuracy=va,
                 )
-                improved, stop = stopper.update(e, q)
-                if improved and plan.restores_best:
-                    best = step.params()
-                if stop:
-                    stop_epoch = e + 1
+                epochs_run = e + 1
+                if progress is not None:
+                    progress(e + 1, float(hist["loss"][e]))
+                if not np.isfinite(hist["loss"][e]):
                     break
-    train_time = time.perf_counter() - t0
-    hist = {key: value[:stop_epoch] for key, value in hist.items()}
-    best_epoch = stopper.best_epoch if stopper is not None else None
-    params = best if plan.restores_best and best_epoch is not None else step.params()
-    return params, hist, stop_epoch, best_epoch, train_time, 0.0
+                if plan.monitor is not None:
+                    q = _monitored(plan.monitor, hist["loss"][e], hist["val_loss"][e], va)
+                    improved, best_q, bad, stop = _stopping_step(np, q, best_q, bad, plan)
+                    if improved:
+                        best_epoch = e
+                        if plan.restores_best:
+                            best = step.params()
+                    if stop:
+                        break
+    except KeyboardInterrupt:
+        raise _Interrupted(result()) from None
+    return result()
 
 
 def _evaluate(
     K: Any, xp: Any, params: Any, X: Any, Y: Any, net: Net, weights: Any = None
 ) -> tuple[Any, Any]:
-    """Data loss and accuracy of ``params`` on (X, Y)."""
+    """Data loss and accuracy of ``params`` on (X, Y): the one validation both backends run."""
     z, _ = nets.forward(K, params, X, net)
     loss, _ = K.pair(net.head.kernel)[0](z, Y, weights)
     hits = nets.correct(xp, z, Y, net)
@@ -566,20 +644,11 @@ def _evaluate(
     return loss, acc
 
 
-def _empty_history(plan: _Plan, dt: Any) -> dict[str, np.ndarray]:
-    E = plan.epochs
-    hist = {
-        "loss": np.full(E, np.nan, dt),
-        "accuracy": np.full(E, np.nan, dt),
-        "grad_norms": np.full((E, plan.net.n_layers), np.nan, dt),
-    }
-    if plan.has_validation:
-        hist["val_loss"] = np.full(E, np.nan, dt)
-        hist["val_accuracy"] = np.full(E, np.nan, dt)
-    return hist
+# --- JAX: the run compiled, executed in chunks of epochs ----------------------------------
 
-
-# --- JAX: the whole run, compiled ---------------------------------------------------
+CHUNK_SECONDS = 0.5
+"""Wall time one compiled chunk of epochs aims at. Between chunks control returns to
+Python, so a Ctrl-C takes effect (and progress is reported) within about this long."""
 
 
 def _batch_layout(
@@ -606,6 +675,30 @@ def _batch_layout(
     return index, weights
 
 
+def _start(plan: _Plan, params: tuple[Layer, ...], dt: np.dtype) -> tuple[Any, ...]:
+    """The compiled loop's starting carry, on the host (placed with the data)."""
+    state = optim.init_state(plan.opt, params, np)
+    return (
+        np.int32(0),
+        params,
+        state,
+        (np.int32(-1), params),
+        np.asarray(-np.inf, dt),
+        np.int32(0),
+        np.bool_(False),
+        _empty_history(plan, dt),
+    )
+
+
+def _next_chunk(chunk: int, seconds: float, epochs: int) -> int:
+    """Epochs for the next chunk: about CHUNK_SECONDS at the measured pace, growing <= 10x."""
+    if not math.isfinite(CHUNK_SECONDS):
+        return max(chunk, 1)
+    pace = seconds / max(chunk, 1)
+    target = int(CHUNK_SECONDS / pace) if pace > 0 else 10 * chunk
+    return max(1, min(target, 10 * chunk, epochs))
+
+
 def _run_jax(
     plan: _Plan,
     params: tuple[Layer, ...],
@@ -619,53 +712,74 @@ def _run_jax(
     get_backend("jax")  # the ImportError that says how to install JAX
     import jax
 
-    dt = X.dtype
+    from backprop import distributed
+    from backprop._jaxrun import compiled
+
+    dt, E = X.dtype, plan.epochs
     n_devices = 1 if mesh is None else mesh.size
     index, weights = _batch_layout(plan, orders, n_devices, dt)
     if val is None:
         val = (X[:1], Y[:1])  # unused placeholders: the compiled function needs arrays
-    callback = None if progress is None else _ProgressCallback(progress)
     x64 = dt == np.float64
     with jax.enable_x64(x64):
-        from backprop import distributed
-
-        args = distributed.place_data(mesh, tuple(params), X, Y, index, weights, val)
-        static = {"plan": plan, "mesh": mesh, "callback": callback}
-        out, train_time, compile_time = compile_and_run(
-            _jax_train, args, static, x64=x64, cache=callback is None
+        carry, *data = distributed.place_data(
+            mesh, _start(plan, params, dt), X, Y, index, weights, val
         )
-    params, hist, stop_epoch, best_epoch = out
-    stop_epoch = int(stop_epoch)
-    hist = {key: np.asarray(value)[:stop_epoch] for key, value in hist.items()}
-    if not plan.has_validation:
-        hist.pop("val_loss"), hist.pop("val_accuracy")
-    best = int(best_epoch) if plan.monitor is not None and int(best_epoch) >= 0 else None
-    params = tuple(Layer(np.asarray(w), np.asarray(b)) for w, b in params)
-    return params, hist, stop_epoch, best, train_time, compile_time
+        static = {"plan": plan, "mesh": mesh}
+
+        def until(epoch: int) -> Any:
+            return distributed.place_replicated(mesh, np.int32(epoch))
+
+        run, compile_time = compiled(_jax_chunk, (carry, *data, until(E)), static, x64=x64)
+        train_time, done, chunk = 0.0, 0, 1 if math.isfinite(CHUNK_SECONDS) else E
+
+        def result() -> tuple[Any, ...]:
+            e, last, _, (best_epoch, best), _, _, _, hist = carry
+            kept = best if plan.restores_best and int(best_epoch) >= 0 else last
+            kept = tuple(Layer(np.asarray(w), np.asarray(b)) for w, b in kept)
+            found = int(best_epoch) if plan.monitor is not None and int(best_epoch) >= 0 else None
+            return (
+                kept,
+                _finish_history(plan, hist, int(e)),
+                int(e),
+                found,
+                train_time,
+                compile_time,
+            )
+
+        try:
+            while True:
+                t0 = time.perf_counter()
+                carry = jax.block_until_ready(run(carry, *data, until(min(E, done + chunk))))
+                seconds = time.perf_counter() - t0
+                train_time += seconds
+                e, stop = int(carry[0]), bool(carry[6])
+                if progress is not None:  # on the host: an exception arrives as itself
+                    for k, loss in enumerate(np.asarray(carry[7]["loss"][done:e]), done):
+                        progress(k + 1, float(loss))
+                # every process of a multi-process run must make the same calls
+                chunk = distributed.agree(_next_chunk(e - done, seconds, E))
+                done = e
+                if stop or done >= E:
+                    break
+        except KeyboardInterrupt:
+            raise _Interrupted(result()) from None
+        return result()
 
 
-class _ProgressCallback:
-    """A hashable wrapper (a static argument of the compiled run) around ``progress``."""
-
-    def __init__(self, fn: Callable[[int, float], None]) -> None:
-        self.fn = fn
-
-    def __call__(self, epoch: Any, loss: Any) -> None:
-        self.fn(int(epoch) + 1, float(loss))
-
-
-def _jax_train(
-    params: Any,
+def _jax_chunk(
+    carry: Any,
     X: Any,
     Y: Any,
     index: Any,
     weights: Any,
     Xv: Any,
     Yv: Any,
+    until: Any,
     plan: _Plan,
     mesh: Any,
-    callback: Any,
 ) -> Any:
+    """Epochs from the carry's up to ``until`` (or an early stop), compiled: one lax.while_loop."""
     import jax
     import jax.numpy as jnp
     from jax import lax
@@ -673,7 +787,7 @@ def _jax_train(
     from backprop import distributed
 
     K = get_backend("jax")
-    net, opt, E = plan.net, plan.opt, plan.epochs
+    net, opt = plan.net, plan.opt
     rows = jnp.asarray(plan.batch_rows(), X.dtype)
     grad_fn = distributed.batch_gradients(
         lambda p, Xb, Yb, Wb: nets.data_loss_and_grads(K, p, Xb, Yb, net, Wb), net, mesh
@@ -699,57 +813,27 @@ def _jax_train(
             batch_step, (params, state, Xe, Ye), jnp.arange(index.shape[1])
         )
         loss = losses.sum() / plan.n_rows
-        hist = dict(hist)
-        hist["loss"] = hist["loss"].at[e].set(loss)
-        hist["accuracy"] = hist["accuracy"].at[e].set(hits.sum() / plan.n_rows)
-        hist["grad_norms"] = hist["grad_norms"].at[e].set(norms.mean(axis=0))
         vl = va = jnp.asarray(jnp.nan, X.dtype)
         if plan.has_validation:
             vl, va = _evaluate(K, jnp, params, Xv, Yv, net)
-            hist["val_loss"] = hist["val_loss"].at[e].set(vl)
-            hist["val_accuracy"] = hist["val_accuracy"].at[e].set(va)
-        if callback is not None:
-            # unordered: ordered effects cannot span several devices; each epoch's
-            # call depends on the previous epoch's results, so they come in order
-            jax.debug.callback(callback, e, loss)
+        hist = _record(
+            hist,
+            e,
+            loss=loss,
+            accuracy=hits.sum() / plan.n_rows,
+            grad_norms=norms.mean(axis=0),
+            val_loss=vl,
+            val_accuracy=va,
+        )
         stop = ~jnp.isfinite(loss)
         if plan.monitor is not None:
-            q = {"loss": -loss, "val_loss": -vl, "val_accuracy": va}[plan.monitor]
-            bad = jnp.where(q < best_q + plan.tol, bad + 1, 0)
-            improved = q > best_q
-            best_q = jnp.where(improved, q, best_q)
+            q = _monitored(plan.monitor, loss, vl, va)
+            improved, best_q, bad, no_progress = _stopping_step(jnp, q, best_q, bad, plan)
+            kept = best[1]
             if plan.restores_best:
-                best = (
-                    jnp.where(improved, e, best[0]),
-                    jax.tree.map(lambda a, b: jnp.where(improved, a, b), params, best[1]),
-                )
-            else:
-                best = (jnp.where(improved, e, best[0]), best[1])
-            stop = stop | (bad > plan.patience)
+                kept = jax.tree.map(lambda a, b: jnp.where(improved, a, b), params, best[1])
+            best = (jnp.where(improved, e, best[0]), kept)
+            stop = stop | no_progress
         return e + 1, params, state, best, best_q, bad, stop, hist
 
-    dt = X.dtype
-    hist = {
-        "loss": jnp.full(E, jnp.nan, dt),
-        "accuracy": jnp.full(E, jnp.nan, dt),
-        "grad_norms": jnp.full((E, net.n_layers), jnp.nan, dt),
-        "val_loss": jnp.full(E, jnp.nan, dt),
-        "val_accuracy": jnp.full(E, jnp.nan, dt),
-    }
-    state = optim.init_state(opt, params, jnp)
-    start = (
-        jnp.asarray(0, jnp.int32),
-        params,
-        state,
-        (jnp.asarray(-1, jnp.int32), params),
-        jnp.asarray(-jnp.inf, dt),
-        jnp.asarray(0, jnp.int32),
-        jnp.asarray(False),
-        hist,
-    )
-    e, params, _, best, _, _, _, hist = lax.while_loop(
-        lambda c: (c[0] < E) & ~c[6], epoch_body, start
-    )
-    if plan.restores_best:
-        params = jax.tree.map(lambda a, b: jnp.where(best[0] >= 0, a, b), best[1], params)
-    return params, hist, e, best[0]
+    return lax.while_loop(lambda c: (c[0] < until) & ~c[6], epoch_body, carry)

@@ -263,3 +263,52 @@ def test_bad_input_gets_a_clear_error_naming_the_argument(change, error, message
     Xa, ya = kwargs.pop("X", X), kwargs.pop("y", BINARY)
     with pytest.raises(error, match=message):
         train_mlp(sizes, Xa, ya, **kwargs)
+
+
+@needs_jax
+def test_jax_run_in_chunks_equals_one_compiled_run(monkeypatch):
+    """Chunks of one epoch each (the most host round trips) against one call for the run."""
+    from backprop import train
+
+    config = {**CONFIGS["adam, relu, validation, early stopping"], "patience": 4}
+    monkeypatch.setattr(train, "CHUNK_SECONDS", float("inf"))
+    whole = _run("jax", config, epochs=40)
+    monkeypatch.setattr(train, "CHUNK_SECONDS", 0.0)
+    chunked = _run("jax", config, epochs=40)
+    assert chunked.epochs == whole.epochs and chunked.best_epoch == whole.best_epoch
+    for field in ("losses", "accuracies", "grad_norms", "val_losses", "val_accuracies"):
+        np.testing.assert_array_equal(getattr(chunked, field), getattr(whole, field))
+    for a, b in zip(chunked.params, whole.params, strict=True):
+        np.testing.assert_array_equal(a.w, b.w)
+        np.testing.assert_array_equal(a.b, b.b)
+
+
+def test_an_exception_in_progress_arrives_as_itself(backend_name):
+    def progress(epoch, loss):
+        if epoch == 3:
+            raise LookupError("the caller's own error")
+
+    with pytest.raises(LookupError, match="the caller's own error"):
+        train_mlp([6, 3, 1], X, BINARY, epochs=50, backend=backend_name, progress=progress)
+
+
+def test_ctrl_c_raises_training_interrupted_with_the_run_so_far(backend_name, monkeypatch):
+    from backprop import TrainingInterrupted, train
+
+    monkeypatch.setattr(train, "CHUNK_SECONDS", 0.0)  # JAX: one epoch per chunk
+
+    def progress(epoch, loss):
+        if epoch == 4:
+            raise KeyboardInterrupt
+
+    settings = dict(epochs=50, backend=backend_name, dtype="float64", batch_size=20)
+    with pytest.raises(KeyboardInterrupt) as info:
+        train_mlp([6, 3, 1], X, BINARY, progress=progress, **settings)
+    assert isinstance(info.value, TrainingInterrupted)
+    got = info.value.result
+    # four epochs on NumPy (the backends agree to 1e-10): no second compilation on JAX
+    ref = train_mlp([6, 3, 1], X, BINARY, **{**settings, "epochs": 4, "backend": "numpy"})
+    assert got.epochs == 4 and not np.any(np.isnan(got.losses))
+    np.testing.assert_allclose(got.losses, ref.losses, rtol=1e-10)
+    for a, b in zip(got.params, ref.params, strict=True):
+        np.testing.assert_allclose(a.w, b.w, rtol=1e-10)

@@ -22,13 +22,18 @@ The primitives live in :mod:`backprop.kernels` (the repository's top-level
 from backprop.data import load_dataset, truth_table, xor_blobs, xor_data
 from backprop.estimator import MLPClassifier
 from backprop.gradcheck import check_kernel, gradcheck
-from backprop.many import ManyResult, train_xor_many
 from backprop.nets import Layer, Net, init_params, make_net, predict
 from backprop.optim import register_optimizer
 from backprop.register import KernelRefused, register_activation, register_head, unregister
 from backprop.train import MLPResult, TrainingInterrupted, train_mlp
-from backprop.xor import XorParams, init_xor_params
-from backprop.xor_train import XorResult, train_xor_manual
+from backprop.xor import (
+    ManyResult,
+    XorParams,
+    XorResult,
+    init_xor_params,
+    train_xor_manual,
+    train_xor_many,
+)
 
 __all__ = [
     "KernelRefused",

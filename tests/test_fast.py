@@ -84,13 +84,13 @@ def test_the_saturated_example_has_its_true_cost_and_a_gradient_that_learns():
     assert float(grads.b2[0]) == pytest.approx(0.5, rel=1e-6)
 
 
-STACKED_CASES = [c for c in XOR_CASES if c.values[0].module == "backprop.fast.xor_nets"]
+STACKED_CASES = [c for c in XOR_CASES if c.values[0].module == "backprop.xor.stacked"]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("transcription", "backend"), STACKED_CASES)
 def test_many_networks_at_once_each_match_the_source(transcription, backend, dtype):
-    from backprop.many import init_xor_many
+    from backprop.xor.many import init_xor_many
 
     fast = importlib.import_module(transcription.module)
     X, y = xor_data(dtype)

@@ -205,7 +205,7 @@ def test_the_result_prints_as_one_line():
 def test_hidden_naming_the_activation_is_gone_in_0_3():
     with pytest.raises(TypeError, match="unexpected keyword argument 'hidden'"):
         train_mlp([6, 4, 1], X, BINARY, hidden="relu", epochs=2)
-    from backprop.many import train_xor_many
+    from backprop.xor.many import train_xor_many
 
     with pytest.raises(TypeError, match="unexpected keyword argument 'steps'"):
         train_xor_many(2, steps=10)

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-import backprop.fast.xor_inplace as xor_inplace
 import backprop.xor as xor_module
+import backprop.xor.inplace as xor_inplace
 from backprop import XorParams, init_xor_params, train_xor_manual
 from backprop.data import xor_data
 from backprop.kernels import get_backend
@@ -142,8 +142,8 @@ def test_verbose_prints_the_cost_every_log_every_epochs(backend_name, capsys):
 
 
 def test_no_autodiff_in_the_manual_loop():
-    import backprop.fast.xor_nets as xor_nets
-    import backprop.xor_train as xor_train
+    import backprop.xor.manual as xor_train
+    import backprop.xor.stacked as xor_nets
 
     for module in (xor_module, xor_train, xor_inplace, xor_nets):
         source = inspect.getsource(module)

@@ -2,7 +2,7 @@
 
 Every network follows the update of :func:`backprop.train_xor_manual`, all
 of them at once through the networks-last transcription
-:func:`backprop.fast.xor_nets.step`: on NumPy as a Python loop of
+:func:`backprop.xor.stacked.step`: on NumPy as a Python loop of
 whole-stack operations, on JAX as one compiled ``lax.fori_loop``, optionally
 split across devices along the network axis.
 """
@@ -26,9 +26,9 @@ from backprop._validate import (
     check_seed,
 )
 from backprop.data import xor_data
-from backprop.fast.xor_nets import Nets, costs, forward, nets_first, nets_last, step
 from backprop.kernels import get_backend
-from backprop.xor import DEFAULT_LR, MAX_HIDDEN, XorParams
+from backprop.xor.derivation import DEFAULT_LR, MAX_HIDDEN, XorParams
+from backprop.xor.stacked import Nets, costs, forward, nets_first, nets_last, step
 
 
 @dataclass(frozen=True, repr=False)

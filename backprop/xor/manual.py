@@ -24,10 +24,10 @@ from backprop._validate import (
     first_nonfinite,
 )
 from backprop.data import xor_data
-from backprop.fast.xor_inplace import train_inplace
-from backprop.fast.xor_single import train_single_jax
 from backprop.kernels import get_backend
-from backprop.xor import DEFAULT_LR, MAX_HIDDEN, XorParams, init_xor_params, xor_predict
+from backprop.xor.derivation import DEFAULT_LR, MAX_HIDDEN, XorParams, init_xor_params, xor_predict
+from backprop.xor.inplace import train_inplace
+from backprop.xor.single import train_single_jax
 
 
 @dataclass(frozen=True, repr=False)

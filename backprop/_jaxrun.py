@@ -77,11 +77,3 @@ def compile_and_run(
         jax.effects_barrier()  # host callbacks (progress) have all run
         t2 = time.perf_counter()
     return jax.tree.map(np.asarray, out), t2 - t1, t1 - t0
-
-
-def forget_compiled() -> None:
-    """Drop every kept executable (and JAX's trace caches), forcing a retrace."""
-    import jax
-
-    _COMPILED.clear()
-    jax.clear_caches()

@@ -63,17 +63,9 @@ def compile_and_run(
         # already-placed arrays keep their sharding (a multi-process global array
         # cannot be moved); host arrays go to the default device
         args = jax.tree.map(lambda a: a if isinstance(a, jax.Array) else jax.device_put(a), args)
-        shapes = tuple((a.shape, a.dtype.name, a.sharding) for a in jax.tree.leaves(args))
-        key = (fn, tuple(sorted(static.items())), jax.tree.structure(args), shapes)
+        executable, compile_seconds = compiled(fn, args, static, x64, cache)
         t0 = time.perf_counter()
-        compiled = _COMPILED.get(key)
-        if compiled is None:
-            jitted = jax.jit(fn, static_argnames=tuple(static))
-            compiled = jitted.lower(*args, **static).compile()
-            if cache:
-                _COMPILED[key] = compiled
-        t1 = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
+        out = jax.block_until_ready(executable(*args))
         jax.effects_barrier()  # host callbacks (progress) have all run
-        t2 = time.perf_counter()
-    return jax.tree.map(np.asarray, out), t2 - t1, t1 - t0
+        seconds = time.perf_counter() - t0
+    return jax.tree.map(np.asarray, out), seconds, compile_seconds

@@ -15,7 +15,8 @@ import pytest
 
 from backprop.data import xor_data
 from backprop.fast import TRANSCRIPTIONS
-from backprop.kernels import get_backend
+from backprop.kernels import get_backend, registry
+from backprop.optim import OPTIMIZERS
 from backprop.xor import XorParams, init_xor_params, xor_loss_and_grads, xor_step
 from tests.conftest import HAVE_JAX
 
@@ -276,7 +277,7 @@ def test_each_activation_s_in_place_form_is_its_pure_pair(name, backend_name, dt
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("scale", [1.0, 40.0, 1e3], ids=["ordinary", "logits 40", "logits 1e3"])
-@pytest.mark.parametrize("output", ["sigmoid", "softmax", "identity"])
+@pytest.mark.parametrize("output", list(registry.HEADS))
 def test_each_head_s_in_place_form_is_its_loss_kernel(output, scale, backend_name, dtype):
     from backprop.kernels import registry
 
@@ -301,7 +302,7 @@ def test_each_head_s_in_place_form_is_its_loss_kernel(output, scale, backend_nam
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
-@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_each_optimizer_s_in_place_form_is_its_pure_update(name, nesterov, backend_name):
     """Five steps on a flat vector with gradients from 1e-8 to 1e4: in place against pure."""
     import contextlib

@@ -9,11 +9,15 @@ One training step, on either backend::
 
 An epoch runs the batches of one pass over the rows (reshuffled every epoch
 from the run's seed unless ``shuffle=False``); a short last batch is a step
-of its own, as in scikit-learn. NumPy runs the epochs in a Python loop of the in-place transcription
-:mod:`backprop.fast.mlp_inplace` (tested against the step above). JAX
-compiles the whole multi-epoch run, minibatches, validation and early
-stopping included, into one ``lax.while_loop``; its minibatches have a fixed
-shape, so a short last batch is padded with rows of weight 0, which change
+of its own, as in scikit-learn. NumPy runs the epochs in a Python loop of
+the in-place transcription :mod:`backprop.fast.mlp_inplace` (tested against
+the step above). JAX compiles the multi-epoch run, minibatches, validation
+and early stopping included, into one ``lax.while_loop`` over the epochs up
+to a bound, and runs it in chunks of about :data:`CHUNK_SECONDS`, the
+carry staying on the devices: between chunks Python reports progress and
+can be interrupted (:class:`TrainingInterrupted`). Both loops share one
+stopping rule, one history and one validation routine. JAX minibatches have
+a fixed shape, so a short last batch is padded with rows of weight 0, which change
 nothing (tested: both backends agree to 1e-10 in float64). The batch order of
 every epoch is drawn up front with NumPy, so both backends see the same
 batches.

@@ -312,3 +312,57 @@ def test_ctrl_c_raises_training_interrupted_with_the_run_so_far(backend_name, mo
     np.testing.assert_allclose(got.losses, ref.losses, rtol=1e-10)
     for a, b in zip(got.params, ref.params, strict=True):
         np.testing.assert_allclose(a.w, b.w, rtol=1e-10)
+
+
+CHILD = """
+import signal, sys
+import numpy as np
+import backprop
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignores it
+X = np.random.default_rng(0).standard_normal((500, 8))
+started = []
+
+def progress(epoch, loss):
+    if not started:
+        started.append(epoch)
+        print("started", flush=True)
+
+try:
+    backprop.train_mlp([8, 16, 1], X, (X[:, 0] > 0).astype(float), epochs=200_000,
+                       batch_size=50, shuffle=False, backend=sys.argv[1], progress=progress)
+except backprop.TrainingInterrupted as stopped:
+    r = stopped.result
+    print("interrupted", r.epochs, len(r.losses), bool(np.all(np.isfinite(r.losses))))
+"""
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_stops_training_with_its_result(backend_name):
+    """SIGINT to a process training for 200,000 epochs: TrainingInterrupted with the epochs run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, backend_name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    try:
+        assert child.stdout.readline().strip() == "started"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err[-3000:]
+    word, epochs, n_losses, finite = out.split()
+    assert word == "interrupted" and finite == "True"
+    assert 1 <= int(epochs) == int(n_losses) < 200_000

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 from backprop import experiments as E
 from backprop.kernels import BACKENDS
+from backprop.nets import ACTIVATIONS
 from backprop.xor import DEFAULT_LR
 
 
@@ -939,7 +940,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--activation",
-        choices=("relu", "tanh", "sigmoid", "identity"),
+        choices=tuple(ACTIVATIONS),  # read from the registry: registered ones too
         default="relu",
         help="hidden activation",
     )

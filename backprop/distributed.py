@@ -109,6 +109,20 @@ def global_row_count(n_local: int) -> tuple[int, np.ndarray]:
     return int(counts.sum()), counts
 
 
+def agree(value: int) -> int:
+    """Process 0's ``value`` in every process of a multi-process run (else ``value``).
+
+    Every process must make the same sequence of compiled calls; a choice made
+    from local measurements (the size of the next chunk of epochs) is taken
+    from process 0.
+    """
+    if not is_multiprocess():
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
 def place_data(
     mesh: Any,
     params: Any,
@@ -148,13 +162,32 @@ def place_data(
         padded[: a.shape[0]] = a
         return jax.make_array_from_process_local_data(rows, padded)
 
-    def replicate(a: np.ndarray) -> Any:
+    index = position[index].astype(np.int32)
+    params, rest = place_replicated(mesh, (params, (index, weights, *val)))
+    return (params, assemble(X), assemble(Y), *rest)
+
+
+def place_replicated(mesh: Any, tree: Any) -> Any:
+    """Host arrays (a pytree) on the default device, or replicated over every device of ``mesh``.
+
+    In a multi-process run each process passes the same values and gets
+    one global array per leaf.
+    """
+    import jax
+
+    if mesh is None:
+        return jax.device_put(tree)
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    replicated = NamedSharding(mesh, PartitionSpec())
+    if not is_multiprocess():
+        return jax.device_put(tree, replicated)
+
+    def replicate(a: Any) -> Any:
+        a = np.asarray(a)
         return jax.make_array_from_callback(a.shape, replicated, lambda i: a[i])
 
-    index = position[index].astype(np.int32)
-    params = jax.tree.map(lambda a: replicate(np.asarray(a)), params)
-    rest = (replicate(a) for a in (index, weights, *val))
-    return (params, assemble(X), assemble(Y), *rest)
+    return jax.tree.map(replicate, tree)
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int, timeout: int = 60) -> None:
@@ -309,7 +342,7 @@ def batch_gradients(
     from backprop import nets
 
     def local(params: Any, Xb: Any, Yb: Any, Wb: Any) -> tuple[Any, Any, Any]:
-        w = Wb if net.output == "softmax" else Wb[:, None]
+        w = Wb if net.head.per_row else Wb[:, None]
         loss, z, grads = data_loss_and_grads(params, Xb, Yb, w)
         hits = (nets.correct(jnp, z, Yb, net) * (Wb > 0)).sum()
         return loss, hits, grads

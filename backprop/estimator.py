@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from backprop import nets
 from backprop._validate import (
     check_array,
     check_backend,
@@ -281,9 +282,11 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         if not isinstance(hidden, Sequence) or isinstance(hidden, str):
             raise ValueError(f"hidden_layer_sizes must be a sequence of ints, got {hidden!r}")
         hidden = [check_positive_int("each of hidden_layer_sizes", h) for h in hidden]
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+        # scikit-learn's names, or any of this library's (registered ones too)
+        names = {**ACTIVATIONS, **{a: a for a in nets.ACTIVATIONS if a not in ACTIVATIONS}}
+        if not isinstance(self.activation, str) or self.activation not in names:
             raise ValueError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+                f"activation must be one of {', '.join(names)}, got {self.activation!r}"
             )
         if self.solver not in SOLVERS:
             raise ValueError(
@@ -305,7 +308,7 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         optimizer = "adam" if self.solver == "adam" else ("momentum" if momentum else "sgd")
         return {
             "hidden": hidden,
-            "activation": ACTIVATIONS[self.activation],
+            "activation": names[self.activation],
             "optimizer": optimizer,
             "lr": self.learning_rate_init,
             "epochs": self.max_iter,

@@ -82,7 +82,7 @@ def test_1_2_4_and_8_devices_give_one_device_s_result_to_1e_12():
 DEVICE_ERRORS = """
 import jax, numpy as np
 from backprop.train import train_mlp
-from backprop.many import train_xor_many
+from backprop.xor.many import train_xor_many
 X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
 cases = {
     "too many": dict(devices=3),

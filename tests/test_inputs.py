@@ -45,8 +45,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 ENTRY_POINTS = {
-    "train_xor_manual": "backprop.xor_train:train_xor_manual",
-    "train_xor_many": "backprop.many:train_xor_many",
+    "train_xor_manual": "backprop.xor.manual:train_xor_manual",
+    "train_xor_many": "backprop.xor.many:train_xor_many",
     "train_mlp": "backprop.train:train_mlp",
     "perceptron_rule": "backprop.perceptron:perceptron_rule",
     "load_dataset": "backprop.data:load_dataset",

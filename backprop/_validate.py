@@ -188,4 +188,3 @@ def check_memory(sizes: Sequence[int], rows: int, itemsize: int, epochs: int = 0
         "validation loss and accuracy, a gradient norm per layer)",
         needed + itemsize * epochs * per_epoch,
     )
-

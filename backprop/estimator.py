@@ -41,6 +41,7 @@ checks and a label binariser written here.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -151,7 +152,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._output_activation()
         self.coefs_, self.intercepts_ = [], []
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(layer_units):
             coef, intercept = self._init_coef(fan_in, fan_out, dtype)
             self.coefs_.append(coef)
             self.intercepts_.append(intercept)
@@ -211,7 +212,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        n_samples, n_features = X.shape
+        n_features = X.shape[1]
         if sample_weight is not None:
             sample_weight = compat.check_sample_weight(sample_weight, X)
         if y.ndim == 1:

@@ -409,7 +409,7 @@ class _PlainLabelBinarizer:
         return self.classes_[np.argmax(Y, axis=1)]
 
 
-def LabelBinarizer() -> Any:  # noqa: N802 - a factory standing in for a class
+def LabelBinarizer() -> Any:
     if HAVE_SKLEARN:
         from sklearn.preprocessing import LabelBinarizer as L
 
@@ -480,7 +480,7 @@ def r2_score(y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
 
 
 def scipy_needs_iprint() -> bool:
-    """SciPy before 1.15 takes ``iprint`` (scikit-learn's ``_get_additional_lbfgs_options_dict``)."""
+    """SciPy before 1.15 takes ``iprint`` (as scikit-learn's lbfgs options say)."""
     import scipy
 
     major, minor = (int(p) for p in scipy.__version__.split(".")[:2])
@@ -583,10 +583,10 @@ class BaseEstimator:
 
     def __sklearn_tags__(self) -> Any:
         class _Tags:
-            class input_tags:  # noqa: N801
+            class input_tags:
                 sparse = True
 
-            class classifier_tags:  # noqa: N801
+            class classifier_tags:
                 multi_label = True
 
         return _Tags()

@@ -137,8 +137,13 @@ def gradient_function(est: Any, step: Any, rows: int) -> Any:
                 Xd = np.asarray(X.toarray() if issparse(X) else X, step.dtype)
                 w = np.ones(Xd.shape[0], step.dtype) if sw is None else np.asarray(sw, step.dtype)
                 sw_sum = float(w.sum())
-                cache["data"] = (jnp.asarray(Xd), jnp.asarray(Y, step.dtype),
-                                 jnp.asarray(w / sw_sum), jnp.asarray(alpha / sw_sum, step.dtype))  # fmt: skip
+                scale = jnp.asarray(alpha / sw_sum, step.dtype)
+                cache["data"] = (
+                    jnp.asarray(Xd),
+                    jnp.asarray(Y, step.dtype),
+                    jnp.asarray(w / sw_sum),
+                    scale,
+                )
             loss, grad = compiled(jnp.asarray(step.theta), *cache["data"])
             step.grad[...] = np.asarray(grad)
             return float(loss)

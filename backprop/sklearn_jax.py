@@ -37,6 +37,9 @@ from backprop import nets
 from backprop.nets import Layer
 from backprop.sklearn_compat import issparse
 
+_EPOCHS: dict[Any, Any] = {}
+"""Compiled epochs (and L-BFGS gradients) by configuration: built once per process."""
+
 OUTPUT = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}
 """scikit-learn's output activation -> this library's head."""
 HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -125,10 +128,14 @@ def gradient_function(est: Any, step: Any, rows: int) -> Any:
     x64 = step.dtype == np.float64
     alpha = float(est.alpha)
 
-    def f(theta: Any, X: Any, Y: Any, w: Any, scale: Any) -> Any:
-        return _loss_and_flat_grad(K, net, shapes, theta, X, Y, w, scale, jnp)
+    key = ("lbfgs", net, tuple(shapes))
+    if key not in _EPOCHS:  # one compiled function per architecture, reused by later fits
 
-    compiled = jax.jit(f)
+        def f(theta: Any, X: Any, Y: Any, w: Any, scale: Any) -> Any:
+            return _loss_and_flat_grad(K, net, shapes, theta, X, Y, w, scale, jnp)
+
+        _EPOCHS[key] = jax.jit(f)
+    compiled = _EPOCHS[key]
     cache: dict[str, Any] = {}
 
     def run(X: Any, Y: Any, sw: Any) -> float:
@@ -155,11 +162,10 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
     """``run(order, opt, dense) -> epoch loss``: one compiled pass over the batches."""
     import jax
     import jax.numpy as jnp
-    from jax import lax
 
     from backprop.kernels import get_backend
 
-    K = get_backend("jax")
+    get_backend("jax")  # the ImportError that says how to install JAX
     sizes, shapes = _sizes(step)
     net = _net(est, sizes)
     dt = step.dtype
@@ -191,45 +197,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
             scale[k] = alpha / total
         return index, w, scale
 
-    shard = None
-    if mesh is not None:
-        from jax.sharding import NamedSharding
-        from jax.sharding import PartitionSpec as P
-
-        shard = NamedSharding(mesh, P("d"))
-
-    def epoch(theta: Any, state: Any, lr: Any, t0: Any, Xd: Any, Yd: Any, index: Any, w: Any,
-              scale: Any) -> Any:  # fmt: skip
-        def body(carry: Any, k: Any) -> Any:
-            theta, state, t = carry
-            Xb, Yb, wb = Xd[index[k]], Yd[index[k]], w[k]
-            if shard is not None:
-                Xb = lax.with_sharding_constraint(Xb, shard)
-                Yb = lax.with_sharding_constraint(Yb, shard)
-                wb = lax.with_sharding_constraint(wb, shard)
-            loss, g = _loss_and_flat_grad(K, net, shapes, theta, Xb, Yb, wb, scale[k], jnp)
-            if solver == "sgd":
-                (v,) = state
-                upd = mu * v - lr * g
-                v = upd
-                if nesterov:
-                    upd = mu * v - lr * g
-                theta = theta + upd
-                state = (v,)
-            else:
-                m, v = state
-                t = t + 1
-                m = b1 * m + (1 - b1) * g
-                v = b2 * v + (1 - b2) * (g * g)
-                lr_t = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
-                theta = theta + (-lr_t * m) / (jnp.sqrt(v) + eps)
-                state = (m, v)
-            return (theta, state, t), loss
-
-        (theta, state, _), losses = lax.scan(body, (theta, state, t0), jnp.arange(index.shape[0]))
-        return theta, state, losses
-
-    compiled = jax.jit(epoch)
+    compiled = _compiled_epoch(net, tuple(shapes), solver, nesterov, mu, b1, b2, eps, mesh)
     Xd = np.asarray(X.toarray() if issparse(X) else X, dt)
     with jax.enable_x64(x64):
         data = (jnp.asarray(Xd), jnp.asarray(Y, dt))
@@ -261,3 +229,62 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
         return float(np.sum(losses * rows) / n)
 
     return run
+
+
+def _compiled_epoch(
+    net: nets.Net, shapes: tuple, solver: str, nesterov: bool, mu: float, b1: float, b2: float,
+    eps: float, mesh: Any,
+) -> Any:  # fmt: skip
+    """The jitted epoch for one configuration, built once per process (later fits reuse it)."""
+    devices = None if mesh is None else tuple((d.platform, d.id) for d in mesh.devices.flat)
+    key = (net, shapes, solver, nesterov, mu, b1, b2, eps, devices)
+    if key in _EPOCHS:
+        return _EPOCHS[key]
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    from backprop.kernels import get_backend
+
+    K = get_backend("jax")
+    shard = None
+    if mesh is not None:
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        shard = NamedSharding(mesh, P("d"))
+
+    def epoch(theta: Any, state: Any, lr: Any, t0: Any, Xd: Any, Yd: Any, index: Any, w: Any,
+              scale: Any) -> Any:  # fmt: skip
+        def body(carry: Any, k: Any) -> Any:
+            theta, state, t = carry
+            Xb, Yb, wb = Xd[index[k]], Yd[index[k]], w[k]
+            if shard is not None:  # each device holds a slice of the batch's rows
+                Xb = lax.with_sharding_constraint(Xb, shard)
+                Yb = lax.with_sharding_constraint(Yb, shard)
+                wb = lax.with_sharding_constraint(wb, shard)
+            loss, g = _loss_and_flat_grad(K, net, list(shapes), theta, Xb, Yb, wb, scale[k], jnp)
+            if solver == "sgd":  # scikit-learn's SGDOptimizer
+                (v,) = state
+                upd = mu * v - lr * g
+                v = upd
+                if nesterov:
+                    upd = mu * v - lr * g
+                theta = theta + upd
+                state = (v,)
+            else:  # scikit-learn's AdamOptimizer
+                m, v = state
+                t = t + 1
+                m = b1 * m + (1 - b1) * g
+                v = b2 * v + (1 - b2) * (g * g)
+                lr_t = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
+                theta = theta + (-lr_t * m) / (jnp.sqrt(v) + eps)
+                state = (m, v)
+            return (theta, state, t), loss
+
+        steps = jnp.arange(index.shape[0])
+        (theta, state, _), losses = lax.scan(body, (theta, state, t0), steps)
+        return theta, state, losses
+
+    _EPOCHS[key] = jax.jit(epoch)
+    return _EPOCHS[key]

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from backprop import sklearn_step
+from backprop._validate import check_memory
 from backprop.sklearn_step import AdamOptimizer, SGDOptimizer, Step
 
 try:
@@ -212,7 +213,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        n_features = X.shape[1]
+        n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = compat.check_sample_weight(sample_weight, X)
         if y.ndim == 1:
@@ -220,7 +221,11 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         self.n_outputs_ = y.shape[1]
         layer_units = [n_features, *hidden, self.n_outputs_]
         self._random_state = compat.check_random_state(self.random_state)
-        if first_pass:
+        if first_pass:  # refuse what cannot fit in memory before drawing the weights
+            rows = min(n_samples, 200 if self.batch_size == "auto" else int(self.batch_size))
+            check_memory(
+                layer_units, n_samples if self.solver == "lbfgs" else rows, X.dtype.itemsize
+            )
             self._initialize(y, layer_units, X.dtype)
         if self.solver in STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
@@ -301,13 +306,13 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
             if sample_weight is None:
                 X_train, X_val, y_train, y_val = compat.train_test_split(
                     X, y, random_state=self._random_state,
-                    test_size=self.validation_fraction, stratify=stratify,
+                    test_size=float(self.validation_fraction), stratify=stratify,
                 )  # fmt: skip
                 sw_train = sw_val = None
             else:
                 X_train, X_val, y_train, y_val, sw_train, sw_val = compat.train_test_split(
                     X, y, sample_weight, random_state=self._random_state,
-                    test_size=self.validation_fraction, stratify=stratify,
+                    test_size=float(self.validation_fraction), stratify=stratify,
                 )  # fmt: skip
             if X_val.shape[0] < 2:
                 raise ValueError(

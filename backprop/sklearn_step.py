@@ -183,27 +183,43 @@ class Step:
             self.db[i] /= sw_sum
             if i > 0:
                 dh = self.delta[i - 1][:n]
-                np.matmul(delta, self.W[i].T, out=dh)
+                if self.W[i].shape[1] == 1:  # an outer product: BLAS is slow at k = 1
+                    np.multiply(delta, self.W[i].T, out=dh)
+                else:
+                    np.matmul(delta, self.W[i].T, out=dh)
                 _derivative(self.activation, below, dh, self.scratch, self.mask)
         return loss
 
 
 def _loss(out_activation: str, Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
-    """scikit-learn's ``LOSS_FUNCTIONS`` on probabilities (or predictions) p (n, DL)."""
+    """scikit-learn's ``LOSS_FUNCTIONS`` on probabilities (or predictions) p (n, DL).
+
+    Without weights the mean over rows is ``sum(axis=0) / n``, which is what
+    ``np.average`` computes, without its overhead.
+    """
     if out_activation == "identity":
-        return float(0.5 * np.average((Y - p) ** 2, weights=sw, axis=0).mean())
+        r = Y - p
+        r *= r
+        return float(0.5 * _mean_rows(r, sw).mean())
     if out_activation == "exp":
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(Y > 0, Y / p, 1.0)
         term = np.where(Y > 0, Y * np.log(ratio), 0.0) - Y + p
-        return float(np.average(term, weights=sw, axis=0).sum())
+        return float(_mean_rows(term, sw).sum())
     eps = np.finfo(p.dtype).eps
     q = np.clip(p, eps, 1 - eps)
     if out_activation == "logistic":  # binary and multilabel: every output its own BCE
-        term = np.where(Y, np.log(q), 0.0) + np.where(Y, 0.0, np.log(1 - q))
+        np.log(np.where(Y, q, 1 - q), out=q)  # log q where y = 1, log(1 - q) where y = 0
     else:
-        term = np.where(Y, np.log(q), 0.0)
-    return float(-np.average(term, weights=sw, axis=0).sum())
+        np.log(q, out=q)
+        q[~Y.astype(bool)] = 0.0
+    return float(-_mean_rows(q, sw).sum())
+
+
+def _mean_rows(a: np.ndarray, sw: Any) -> np.ndarray:
+    if sw is None:
+        return a.sum(axis=0) / a.shape[0]
+    return np.average(a, weights=sw, axis=0)
 
 
 def _activate(name: str, z: np.ndarray, scratch: np.ndarray) -> None:
@@ -226,10 +242,10 @@ def _activate(name: str, z: np.ndarray, scratch: np.ndarray) -> None:
 def _derivative(name: str, a: np.ndarray, dh: np.ndarray, scratch: Any, mask: Any) -> None:
     """dh *= the hidden activation's derivative, read from its output a (in place)."""
     n, d = a.shape
-    if name == "relu":
+    if name == "relu":  # dh * [a > 0]: scikit-learn's dh[a == 0] = 0 (up to the sign of 0)
         m = mask[:n, :d]
-        np.equal(a, 0, out=m)
-        np.copyto(dh, 0, where=m)
+        np.greater(a, 0, out=m)
+        np.multiply(dh, m, out=dh)
     elif name == "tanh":
         s = scratch[:n, :d]
         np.multiply(a, a, out=s)

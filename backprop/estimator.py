@@ -372,6 +372,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                if early_stopping:
+                    run_epoch.sync()  # JAX: the scored weights come back from the device
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
                 opt.iteration_ends(self.t_)
                 if self._no_improvement_count > self.n_iter_no_change:
@@ -400,6 +402,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
         finally:
+            run_epoch.sync()
             self.coefs_, self.intercepts_ = step.coefs(), step.intercepts()
         if early_stopping:
             self.coefs_ = self._best_coefs
@@ -437,6 +440,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
                     opt.update(step.theta, step.grad)
             return total / n
 
+        run.sync = lambda: None  # type: ignore[attr-defined]  # the step holds the weights
         return run
 
     def _update_no_improvement_count(self, early_stopping: bool, X: Any, y: Any, sw: Any) -> None:

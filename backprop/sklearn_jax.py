@@ -201,25 +201,28 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
     Xd = np.asarray(X.toarray() if issparse(X) else X, dt)
     with jax.enable_x64(x64):
         data = (jnp.asarray(Xd), jnp.asarray(Y, dt))
-    fixed = layout(None) if not est.shuffle else None
+    with jax.enable_x64(x64):
+        fixed = None if est.shuffle else tuple(jnp.asarray(a) for a in layout(None))
+    # parameters and optimizer state stay on the device between epochs; sync() copies
+    # them into the step and the optimizer when the estimator reads them
+    live: dict[str, Any] = {}
 
     def run(order: Any, opt: Any, dense: bool) -> float:
-        index, w, scale = fixed if order is None else layout(order)
         with jax.enable_x64(x64):
-            if solver == "sgd":  # the optimizer's state stays in its NumPy vectors
-                state, lr = (jnp.asarray(opt.velocity),), opt.learning_rate
-            else:
-                state, lr = (jnp.asarray(opt.m), jnp.asarray(opt.v)), opt.learning_rate_init
-            theta, state, losses = compiled(
-                jnp.asarray(step.theta), state, jnp.asarray(lr, dt),
-                jnp.asarray(getattr(opt, "t", 0), dt), *data, jnp.asarray(index),
-                jnp.asarray(w), jnp.asarray(scale),
+            index, w, scale = fixed if order is None else (jnp.asarray(a) for a in layout(order))
+            if not live:
+                live["opt"] = opt
+                live["theta"] = jnp.asarray(step.theta)
+                if solver == "sgd":
+                    live["state"] = (jnp.asarray(opt.velocity),)
+                else:
+                    live["state"] = (jnp.asarray(opt.m), jnp.asarray(opt.v))
+            lr = opt.learning_rate if solver == "sgd" else opt.learning_rate_init
+            t0 = getattr(opt, "t", 0)
+            live["theta"], live["state"], losses = compiled(
+                live["theta"], live["state"], jnp.asarray(lr, dt), jnp.asarray(t0, dt), *data,
+                index, w, scale,
             )  # fmt: skip
-            step.theta[...] = np.asarray(theta)
-            if solver == "sgd":
-                opt.velocity[...] = np.asarray(state[0])
-            else:
-                opt.m[...], opt.v[...] = np.asarray(state[0]), np.asarray(state[1])
             losses = np.asarray(losses, np.float64)
         if solver != "sgd":
             opt.t += n_batches
@@ -228,6 +231,17 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
             )
         return float(np.sum(losses * rows) / n)
 
+    def sync() -> None:
+        if not live:
+            return
+        step.theta[...] = np.asarray(live["theta"])
+        opt, state = live["opt"], live["state"]
+        if solver == "sgd":
+            opt.velocity[...] = np.asarray(state[0])
+        else:
+            opt.m[...], opt.v[...] = np.asarray(state[0]), np.asarray(state[1])
+
+    run.sync = sync  # type: ignore[attr-defined]
     return run
 
 

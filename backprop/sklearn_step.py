@@ -162,9 +162,10 @@ class Step:
         n, last = X.shape[0], len(self.W) - 1
         p = self.forward(X)
         loss = _loss(self.out_activation, Y, p, sw)
-        w = self.theta[: self.n_weights]
         sw_sum = n if sw is None else float(np.sum(sw))
-        loss += (0.5 * alpha) * float(np.dot(w, w)) / sw_sum
+        if alpha:  # scikit-learn adds 0.5 * alpha * sum(W^2) / sw_sum (0 when alpha is 0)
+            w = self.theta[: self.n_weights]
+            loss += (0.5 * alpha) * float(np.dot(w, w)) / sw_sum
         delta = self.delta[last][:n]
         np.subtract(p, Y, out=delta)
         if sw is not None:
@@ -179,7 +180,7 @@ class Step:
             if alpha:
                 self.dW[i] += alpha * self.W[i]
             self.dW[i] /= sw_sum
-            np.sum(delta, axis=0, out=self.db[i])
+            np.add.reduce(delta, axis=0, out=self.db[i])
             self.db[i] /= sw_sum
             if i > 0:
                 dh = self.delta[i - 1][:n]
@@ -207,7 +208,8 @@ def _loss(out_activation: str, Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
         term = np.where(Y > 0, Y * np.log(ratio), 0.0) - Y + p
         return float(_mean_rows(term, sw).sum())
     eps = np.finfo(p.dtype).eps
-    q = np.clip(p, eps, 1 - eps)
+    q = np.maximum(p, eps)  # np.clip(p, eps, 1 - eps), without its wrapper
+    np.minimum(q, 1 - eps, out=q)
     if out_activation == "logistic":  # binary and multilabel: every output its own BCE
         np.log(np.where(Y, q, 1 - q), out=q)  # log q where y = 1, log(1 - q) where y = 0
     else:
@@ -218,7 +220,7 @@ def _loss(out_activation: str, Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
 
 def _mean_rows(a: np.ndarray, sw: Any) -> np.ndarray:
     if sw is None:
-        return a.sum(axis=0) / a.shape[0]
+        return np.add.reduce(a, axis=0) / a.shape[0]
     return np.average(a, weights=sw, axis=0)
 
 

@@ -10,7 +10,7 @@ ratio scikit-learn / ours (above 1: ours is faster). JAX is timed after a
 first fit has compiled its epoch (kept for later fits). The workloads are
 ``bench/workloads.py``'s: breast cancer 30-64-1 full-batch SGD (200 epochs,
 lr 0.1) and digits 64-128-10 Adam with batches of 64 (20 epochs), plus
-L-BFGS fit time on digits (64-128-10, 100 iterations).
+L-BFGS fit time on digits (64-128-10, 50 iterations).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ WORKLOADS = {
     ),
     "digits lbfgs (fit time)": (
         "digits",
-        dict(hidden_layer_sizes=(128,), solver="lbfgs", max_iter=100, tol=0.0),
+        dict(hidden_layer_sizes=(128,), solver="lbfgs", max_iter=50, tol=0.0),
     ),
 }  # fmt: skip
 

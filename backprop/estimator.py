@@ -844,4 +844,29 @@ def _only_stochastic(cls: type) -> None:
 
 _only_stochastic(MLPClassifier)  # scikit-learn's regressor keeps partial_fit for every solver
 
+# --- kept for the command line (backprop.cli's --early-stopping) ----------------------------
+
+
+def _stratified_split(
+    X: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out ``fraction`` of every class's rows (at least one each), seeded."""
+    rng = np.random.default_rng((seed, 2))
+    held = []
+    for k in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == k))
+        take = max(1, round(fraction * rows.shape[0]))
+        if take >= rows.shape[0]:
+            raise ValueError(
+                f"validation_fraction={fraction} leaves no training rows of class index {k}; "
+                "use a smaller fraction or more data"
+            )
+        held.append(rows[:take])
+    val = np.sort(np.concatenate(held))
+    train = np.setdiff1d(np.arange(labels.shape[0]), val)
+    if val.shape[0] < 2:
+        raise ValueError("the validation set is too small: increase validation_fraction")
+    return X[train], labels[train], X[val], labels[val]
+
+
 __all__ = ["ConvergenceWarning", "MLPClassifier", "MLPRegressor", "NotFittedError"]

@@ -220,7 +220,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
             lr = opt.learning_rate if solver == "sgd" else opt.learning_rate_init
             t0 = getattr(opt, "t", 0)
             live["theta"], live["state"], losses = compiled(
-                live["theta"], live["state"], jnp.asarray(lr, dt), jnp.asarray(t0, dt), *data,
+                live["theta"], live["state"], np.asarray(lr, dt), np.asarray(t0, dt), *data,
                 index, w, scale,
             )  # fmt: skip
             losses = np.asarray(losses, np.float64)

@@ -151,7 +151,7 @@ def gradient_function(est: Any, step: Any, rows: int) -> Any:
                     jnp.asarray(w / sw_sum),
                     scale,
                 )
-            loss, grad = compiled(jnp.asarray(step.theta), *cache["data"])
+            loss, grad = compiled(step.theta, *cache["data"])  # a NumPy argument: the C++ fast path
             step.grad[...] = np.asarray(grad)
             return float(loss)
 

@@ -7,7 +7,7 @@ The public API:
 - :func:`train_xor_many`: many XOR networks at once;
 - :func:`train_mlp`: any dense network, minibatches, optimizers, early
   stopping, data-parallel on JAX (derivation in :mod:`backprop.nets`);
-- :class:`MLPClassifier`: the same as a scikit-learn style estimator;
+- :class:`MLPClassifier` and :class:`MLPRegressor`: drop-ins for scikit-learn's;
 - :func:`gradcheck` and :func:`check_kernel`: finite-difference proof of a
   gradient, with a diagnosis of what is wrong;
 - :func:`save` and :func:`load`: model files that describe themselves
@@ -22,7 +22,7 @@ The primitives live in :mod:`backprop.kernels` (the repository's top-level
 """
 
 from backprop.data import load_dataset, truth_table, xor_blobs, xor_data
-from backprop.estimator import MLPClassifier
+from backprop.estimator import ConvergenceWarning, MLPClassifier, MLPRegressor
 from backprop.gradcheck import check_kernel, gradcheck
 from backprop.model import Model, load, save
 from backprop.nets import Layer, Net, init_params, make_net, predict
@@ -39,9 +39,11 @@ from backprop.xor import (
 )
 
 __all__ = [
+    "ConvergenceWarning",
     "KernelRefused",
     "Layer",
     "MLPClassifier",
+    "MLPRegressor",
     "MLPResult",
     "ManyResult",
     "Model",

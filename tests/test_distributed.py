@@ -71,6 +71,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_1_2_4_and_8_devices_give_one_device_s_result_to_1e_12():
     results = json.loads(_python(EQUALITY, devices=8))
     assert len(results) == 16
@@ -128,6 +129,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_with_two_devices_each_equal_one_process(tmp_path):
     """The documented launch: each process reads its own rows; gloo on 127.0.0.1."""
     pytest.importorskip("sklearn")

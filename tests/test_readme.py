@@ -126,6 +126,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_the_multi_process_launch_runs_as_documented(tmp_path):
     """The README's two commands, at 127.0.0.1 and a free port, two processes at once."""
     launch = [c for c in COMMANDS if "--coordinator" in c]
@@ -159,6 +160,7 @@ def test_the_multi_process_launch_runs_as_documented(tmp_path):
     assert "test accuracy" in outs[0][0]
 
 
+@pytest.mark.slow
 def test_the_test_selection_commands_select_tests():
     command = next(c for c in COMMANDS if "-m gradcheck" in c)
     args = shlex.split(command, comments=True)[3:]
@@ -173,6 +175,7 @@ def test_the_test_selection_commands_select_tests():
     assert re.search(r"(\d+)/\d+ tests collected|(\d+) tests collected", proc.stdout)
 
 
+@pytest.mark.slow
 def test_the_benchmark_commands_run_on_one_small_benchmark(tmp_path):
     pytest.importorskip("pytest_benchmark")
     bench = next(c for c in COMMANDS if "--benchmark-only" in c)
@@ -197,6 +200,7 @@ def test_the_benchmark_commands_run_on_one_small_benchmark(tmp_path):
     assert "| l2_penalty | small |" in out and "### Targets" in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE["pdoc"], reason="pdoc is not installed")
 def test_the_api_reference_builds_without_warnings(tmp_path):
     command = next(c for c in COMMANDS if "docs/build.py" in c)

@@ -11,6 +11,36 @@ import numpy as np
 _COMPILED: dict[Hashable, Any] = {}
 
 
+def compiled(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    static: dict[str, Any],
+    x64: bool,
+    cache: bool = True,
+) -> tuple[Any, float]:
+    """``jax.jit(fn, static_argnames=static)`` compiled for ``args``: ``(executable, seconds)``.
+
+    The executable takes the positional ``args`` (already placed, or host
+    arrays) and is kept per function, static arguments, argument shapes,
+    dtypes and shardings (unless ``cache=False``). Call it inside
+    ``jax.enable_x64(x64)`` when the arguments are float64.
+    """
+    import jax
+
+    with jax.enable_x64(x64):
+        shapes = tuple(
+            (np.shape(a), a.dtype.name, getattr(a, "sharding", None)) for a in jax.tree.leaves(args)
+        )
+        key = (fn, tuple(sorted(static.items())), jax.tree.structure(args), shapes)
+        t0 = time.perf_counter()
+        executable = _COMPILED.get(key)
+        if executable is None:
+            executable = jax.jit(fn, static_argnames=tuple(static)).lower(*args, **static).compile()
+            if cache:
+                _COMPILED[key] = executable
+    return executable, time.perf_counter() - t0
+
+
 def compile_and_run(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -33,25 +63,9 @@ def compile_and_run(
         # already-placed arrays keep their sharding (a multi-process global array
         # cannot be moved); host arrays go to the default device
         args = jax.tree.map(lambda a: a if isinstance(a, jax.Array) else jax.device_put(a), args)
-        shapes = tuple((a.shape, a.dtype.name, a.sharding) for a in jax.tree.leaves(args))
-        key = (fn, tuple(sorted(static.items())), jax.tree.structure(args), shapes)
+        executable, compile_seconds = compiled(fn, args, static, x64, cache)
         t0 = time.perf_counter()
-        compiled = _COMPILED.get(key)
-        if compiled is None:
-            jitted = jax.jit(fn, static_argnames=tuple(static))
-            compiled = jitted.lower(*args, **static).compile()
-            if cache:
-                _COMPILED[key] = compiled
-        t1 = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
+        out = jax.block_until_ready(executable(*args))
         jax.effects_barrier()  # host callbacks (progress) have all run
-        t2 = time.perf_counter()
-    return jax.tree.map(np.asarray, out), t2 - t1, t1 - t0
-
-
-def forget_compiled() -> None:
-    """Drop every kept executable (and JAX's trace caches), forcing a retrace."""
-    import jax
-
-    _COMPILED.clear()
-    jax.clear_caches()
+        seconds = time.perf_counter() - t0
+    return jax.tree.map(np.asarray, out), seconds, compile_seconds

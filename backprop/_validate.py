@@ -188,28 +188,3 @@ def check_memory(sizes: Sequence[int], rows: int, itemsize: int, epochs: int = 0
         "validation loss and accuracy, a gradient norm per layer)",
         needed + itemsize * epochs * per_epoch,
     )
-
-
-def take_renamed(
-    function: str, extra: dict[str, Any], renames: dict[str, str], values: dict[str, Any]
-) -> dict[str, Any]:
-    """Accept old keyword names for one release, with a ``DeprecationWarning``.
-
-    ``extra``: the keyword arguments a function did not recognise;
-    ``renames``: old name -> new name; ``values``: the new names' current
-    values. Returns ``values`` updated from the old names. Any other unknown
-    keyword raises ``TypeError``, as Python would.
-    """
-    values = dict(values)
-    for old, new in renames.items():
-        if old in extra:
-            warnings.warn(
-                f"{function}({old}=...) is deprecated and will be removed in the next "
-                f"release; use {new}=...",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-            values[new] = extra.pop(old)
-    if extra:
-        raise TypeError(f"{function}() got unexpected keyword arguments: {', '.join(extra)}")
-    return values

@@ -3,21 +3,29 @@
 With no sub-command it runs the main job, ``xor``: train the 2-2-1 XOR
 network with hand-written backprop on every backend that is installed and
 print a short summary per backend (``--verbose`` adds the cost history).
-``fit`` trains a network on a real data set; the other sub-commands are the
+``fit`` trains a network on a real data set and ``--save`` writes a model
+file that ``predict`` and ``evaluate`` use; the other sub-commands are the
 notes' experiments and the gradient check of every kernel.
+
+Exit status: 0 done, 1 a failed check (gradcheck), 2 a usage error (every
+problem found before any work, in one message), 130 interrupted (Ctrl-C:
+the parameters reached so far are saved when ``--save`` was given and the
+training code hands them back), 141 when stdout is a pipe that closed
+(``| head``): the command stops writing and working, quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from backprop import experiments as E
 from backprop.kernels import BACKENDS
+from backprop.nets import ACTIVATIONS
 from backprop.xor import DEFAULT_LR
 
 
@@ -65,6 +73,16 @@ def _nonnegative_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
 def _devices(text: str) -> int | str:
     return "all" if text == "all" else _positive_int(text)
 
@@ -77,37 +95,75 @@ def _jax_available() -> bool:
     return True
 
 
-def _require(args: argparse.Namespace, backends: Sequence[str] = ()) -> None:
-    """Report missing optional dependencies before any work starts."""
-    if "jax" in backends and not _jax_available():
-        raise UsageError("--backend jax needs JAX: pip install 'backprop-by-hand[jax]'")
-    if getattr(args, "save", None):  # checked now, not after the training it would lose
-        import os
-        from pathlib import Path
+def _sklearn_available() -> bool:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-        target, directory = Path(args.save), Path(args.save).parent
-        if target.suffix != ".npz":
-            raise UsageError(f"--save must name a .npz file, got {args.save!r}")
-        if target.is_dir():
-            raise UsageError(f"--save {args.save!r} is a directory, not a .npz file")
-        if not directory.is_dir():
-            raise UsageError(f"--save {args.save!r}: directory {str(directory)!r} does not exist")
-        if not os.access(directory, os.W_OK | os.X_OK):
-            raise UsageError(f"--save {args.save!r}: no permission to write in {str(directory)!r}")
+
+def _require(
+    args: argparse.Namespace,
+    backends: Sequence[str] = (),
+    *,
+    sklearn: bool = False,
+    problems: list[str] | None = None,
+) -> None:
+    """Check everything a command needs before any work; one UsageError listing every problem.
+
+    Missing optional dependencies (all of them, with the one pip command that
+    installs them), output paths that cannot be written (``--save``, the
+    ``--plot`` files), a ``--load`` file that is not there, flags that
+    contradict each other.
+    """
+    problems = list(problems or [])
+    extras: list[tuple[str, str]] = []  # (what needs it, extra)
+    if "jax" in backends and not _jax_available():
+        extras.append(("--backend jax needs JAX", "jax"))
+    if sklearn and not _sklearn_available():
+        extras.append((f"{args.command} --data needs scikit-learn", "data"))
     if getattr(args, "plot", None):
-        if not args.plot.endswith(".png"):
-            raise UsageError(f"--plot must name a .png file, got {args.plot!r}")
         from backprop.plots import require_matplotlib
 
         try:
             require_matplotlib()
-        except ImportError as exc:
-            raise UsageError(f"--plot: {exc}") from None
+        except ImportError:
+            extras.append(("--plot needs matplotlib", "plot"))
+    if extras:
+        names = ",".join(extra for _, extra in extras)
+        problems.append(
+            "; ".join(what for what, _ in extras) + f": pip install 'backprop-by-hand[{names}]'"
+        )
+    if getattr(args, "quiet", False) and getattr(args, "verbose", False):
+        problems.append("--quiet and --verbose contradict each other: give one")
+    if getattr(args, "save", None):  # checked now, not after the training it would lose
+        problems.extend(_writable("--save", args.save, ".npz"))
+    if getattr(args, "plot", None):
+        problems.extend(_writable("--plot", args.plot, ".png"))
+    load = getattr(args, "load", None)
+    if load and not os.path.isfile(load):
+        what = "is a directory" if os.path.isdir(load) else "does not exist"
+        problems.append(f"--load {load!r}: no parameter file at {load!r} (it {what})")
+    if problems:
+        raise UsageError("; ".join(problems))
 
 
-def _deprecated_flag(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=2)
-    print(f"note: {old} is deprecated and will be removed; use {new}", file=sys.stderr)
+def _writable(flag: str, name: str, suffix: str) -> list[str]:
+    """Why ``name`` cannot be written as ``flag``'s output file (empty when it can)."""
+    from pathlib import Path
+
+    target = Path(name)
+    directory = target.parent
+    if target.suffix != suffix:
+        return [f"{flag} must name a {suffix} file, got {name!r}"]
+    if target.is_dir():
+        return [f"{flag} {name!r} is a directory, not a {suffix} file"]
+    if not directory.is_dir():
+        return [f"{flag} {name!r}: directory {str(directory)!r} does not exist"]
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return [f"{flag} {name!r}: no permission to write in {str(directory)!r}"]
+    return []
 
 
 # --- xor: the main job ------------------------------------------------------------
@@ -117,14 +173,11 @@ def run_xor(args: argparse.Namespace) -> int:
     """Train XOR on each requested backend; print a summary per backend."""
     from backprop import train_xor_manual
 
-    if args.steps is not None:
-        _deprecated_flag("--steps", "--epochs")
-        args.epochs = args.steps
     backends = BACKENDS if args.backend == "all" else (args.backend,)
     _require(args, () if args.backend == "all" else backends)
     init = None
     if args.load:
-        init = _load_xor(args.load, args.hidden)
+        init = _load_xor(args.load, args.hidden, args.quiet)
     failed = False
     last = None
     for name in backends:
@@ -161,18 +214,25 @@ def run_xor(args: argparse.Namespace) -> int:
             "another --seed"
         )
     if last is not None and args.save:
-        _save(args.save, _xor_layers(last.params))
+        _save(
+            args.save,
+            _xor_layers(last.params),
+            args.quiet,
+            net=_xor_net(args.hidden),
+            classes=[0, 1],
+            training=_settings(args, ("epochs", "lr", "hidden", "seed", "dtype", "log_every")),
+        )
     if last is not None and args.plot:
         from backprop import plots
         from backprop.data import xor_data
-        from backprop.nets import make_net
 
         stem = args.plot[: -len(".png")]
         plots.plot_loss(last.costs, args.plot, title="XOR cost", x=last.cost_epochs)
         X, y = xor_data()
-        net = make_net([2, args.hidden, 1], "sigmoid", "sigmoid")
-        plots.plot_decision_boundary(_xor_layers(last.params), net, X, y, f"{stem}-boundary.png")
-        print(f"plots written: {args.plot}, {stem}-boundary.png")
+        plots.plot_decision_boundary(
+            _xor_layers(last.params), _xor_net(args.hidden), X, y, f"{stem}-boundary.png"
+        )
+        _say(args, f"plots written: {args.plot}, {stem}-boundary.png")
     return 0
 
 
@@ -188,18 +248,63 @@ def _xor_layers(params: Any) -> tuple[Any, ...]:
     return (Layer(params.w1, params.b1), Layer(params.w2, params.b2))
 
 
-def _load_xor(path: str, hidden: int) -> dict[str, Any]:
-    from backprop.io import load_params
+def _xor_net(hidden: int) -> Any:
+    from backprop.nets import make_net
 
-    (w1, b1), (w2, b2) = load_params(path, [2, hidden, 1])
-    print(f"starting from the parameters in {path}")
+    return make_net([2, hidden, 1], "sigmoid", "sigmoid")
+
+
+def _load_xor(path: str, hidden: int, quiet: bool) -> dict[str, Any]:
+    (w1, b1), (w2, b2) = _load_init(path, _xor_net(hidden), quiet)
     return {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
 
 
-def _save(path: str, params: Any) -> None:
-    from backprop.io import save_params
+def _load_init(path: str, net: Any, quiet: bool) -> tuple[Any, ...]:
+    """Starting parameters from ``path`` for ``net``; a file describing another net is refused."""
+    from backprop.io import load_params
 
-    print(f"saved to {save_params(path, params)}")
+    params = load_params(path, net)
+    if not quiet:
+        print(f"starting from the parameters in {path}")
+    return params
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """Print unless --quiet (which prints the result only)."""
+    if not getattr(args, "quiet", False):
+        print(text)
+
+
+def _save_interrupted(args: argparse.Namespace, exc: BaseException, **describe: Any) -> None:
+    """On Ctrl-C: save the parameters the training handed back (``exc.result``) with --save.
+
+    Marks ``exc.saved`` with the path, for :func:`main`'s one line.
+    """
+    partial = getattr(exc, "result", None)
+    if not getattr(args, "save", None) or partial is None:
+        return
+    from backprop.model import save
+
+    epochs = getattr(partial, "epochs", "?")
+    written = save(partial, args.save, **describe)
+    print(
+        f"saved to {written} (interrupted after {epochs} epochs: the parameters so far)",
+        file=sys.stderr,
+    )
+    exc.saved = str(written)  # type: ignore[attr-defined]
+
+
+def _settings(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def _save(path: str, params: Any, quiet: bool, **describe: Any) -> None:
+    """Save a model file (with its description) and say where, unless quiet."""
+    from backprop.model import save
+
+    written = save(params, path, **describe)
+    if not quiet:
+        print(f"saved to {written}")
 
 
 # --- gradcheck -----------------------------------------------------------------------
@@ -233,42 +338,35 @@ def run_experiment(args: argparse.Namespace) -> int:
     lines: list[str] = []
     out = (lambda *a: lines.append(" ".join(map(str, a)))) if args.quiet else print
     if name == "perceptron":
-        extra = {} if args.lr is None else {"lr": args.lr}
-        if args.epochs is not None:
-            extra["epochs"] = args.epochs
-        E.perceptron(args.gate, exact=args.exact, out=out, **extra)
+        E.perceptron(
+            args.gate,
+            lr=args.lr,
+            epochs=args.epochs,
+            exact=args.exact,
+            out=out,
+            verbose=args.verbose,
+        )
         _print_conclusion(lines)
         return 0
-    if name == "deep" and args.hidden is not None:
-        _deprecated_flag("deep --hidden", "deep --activation")
-        args.activation = args.hidden
     train: dict[str, Any] = {"backend": args.backend, "seed": args.seed, "dtype": args.dtype}
-    if args.lr is not None:
-        train["lr"] = args.lr
-    if args.epochs is not None:
-        train["epochs"] = args.epochs
+    train["lr"], train["epochs"] = args.lr, args.epochs
+    net = E.experiment_net(name, getattr(args, "activation", "sigmoid"))
     if args.load is not None:
-        from backprop.io import load_params
-
-        train["init"] = load_params(args.load, E.SIZES[name])
-        print(f"starting from the parameters in {args.load}")
-    fn = {
-        "single-layer": E.single_layer,
-        "deep": E.deep_stack,
-        "linear-mse": E.linear_mse,
-        "blobs": E.blobs,
-    }[name]
-    import inspect
-
-    epochs = train.get("epochs", inspect.signature(fn).parameters["epochs"].default)
-    with progress_bar(epochs, name) as progress:
-        train["progress"] = progress
-        result, data = _run_training(name, args, train, out, args.verbose)
+        train["init"] = _load_init(args.load, net, args.quiet)
+    classes = None if net.output == "identity" else [0, 1]
+    settings = _settings(args, ("lr", "epochs", "seed", "dtype", "backend", "gate"))
+    try:
+        with progress_bar(args.epochs, name) as progress:
+            train["progress"] = progress
+            result, data = _run_training(name, args, train, out, args.verbose)
+    except KeyboardInterrupt as exc:
+        _save_interrupted(args, exc, classes=classes, training=settings)
+        raise
     _print_conclusion(lines)
     if args.save and name != "blobs":  # blobs saves (and reloads) as part of the experiment
-        _save(args.save, result.params)
+        _save(args.save, result, args.quiet, classes=classes, training=settings)
     if args.plot:
-        _plots(args.plot, result, *data)
+        _plots(args, result, *data)
     return 0
 
 
@@ -295,10 +393,11 @@ def _run_training(
     return result["result"], xor_blobs(seed=args.seed)[:2]
 
 
-def _plots(path: str, result: Any, X: Any, y: Any) -> None:
-    """Loss curve to ``path``; decision boundary and gradient norms beside it."""
+def _plots(args: argparse.Namespace, result: Any, X: Any, y: Any) -> None:
+    """Loss curve to ``args.plot``; decision boundary and gradient norms beside it."""
     from backprop import plots
 
+    path = args.plot
     stem = path[: -len(".png")]
     plots.plot_loss(result.losses, path)
     written = [path]
@@ -307,34 +406,49 @@ def _plots(path: str, result: Any, X: Any, y: Any) -> None:
         written.append(f"{stem}-boundary.png")
     plots.plot_grad_norms(result.grad_norms, f"{stem}-gradnorms.png")
     written.append(f"{stem}-gradnorms.png")
-    print("plots written: " + ", ".join(written))
+    _say(args, "plots written: " + ", ".join(written))
 
 
 # --- fit: a real data set -------------------------------------------------------------
+
+
+def _fit_conflicts(args: argparse.Namespace) -> list[str]:
+    """Flags of ``fit`` that contradict each other, each with the reason."""
+    problems = []
+    if args.momentum is not None and args.optimizer != "momentum":
+        problems.append(
+            f"--momentum applies to --optimizer momentum, not {args.optimizer} "
+            "(adam has its own moment estimates)"
+        )
+    if args.nesterov and args.optimizer != "momentum":
+        problems.append(f"--nesterov needs --optimizer momentum, not {args.optimizer}")
+    if args.patience is not None and not args.early_stopping:
+        problems.append("--patience applies to --early-stopping: give both, or neither")
+    if args.devices is not None and args.backend != "jax":
+        problems.append("--devices splits batches over JAX devices: it needs --backend jax")
+    distributed_run = args.coordinator is not None
+    for flag, value in (("--num-processes", args.num_processes), ("--process-id", args.process_id)):
+        if value is not None and not distributed_run:
+            problems.append(f"{flag} needs --coordinator (a multi-process run)")
+    if distributed_run:
+        if args.num_processes is None or args.process_id is None:
+            problems.append("--coordinator needs --num-processes and --process-id")
+        if args.backend != "jax":
+            problems.append("a multi-process run needs --backend jax")
+    return problems
 
 
 def run_fit(args: argparse.Namespace) -> int:
     """Train on a bundled data set; print progress and the train/test accuracy."""
     import numpy as np
 
-    from backprop.data import load_dataset, require_sklearn
+    from backprop.data import load_dataset
     from backprop.progress import progress_bar
     from backprop.train import train_mlp
 
+    args.data = args.data.replace("-", "_")
+    _require(args, (args.backend,), sklearn=True, problems=_fit_conflicts(args))
     distributed_run = args.coordinator is not None
-    for flag, value in (("--num-processes", args.num_processes), ("--process-id", args.process_id)):
-        if value is not None and not distributed_run:
-            raise UsageError(f"{flag} needs --coordinator (a multi-process run)")
-    if distributed_run:
-        if args.num_processes is None or args.process_id is None:
-            raise UsageError("--coordinator needs --num-processes and --process-id")
-        if args.backend != "jax":
-            raise UsageError("a multi-process run needs --backend jax")
-    _require(args, (args.backend,))
-    try:
-        require_sklearn("fit --data")
-    except ImportError as exc:
-        raise UsageError(str(exc)) from None
     if distributed_run:
         from backprop import distributed
 
@@ -344,7 +458,8 @@ def run_fit(args: argparse.Namespace) -> int:
         if args.devices is None:
             args.devices = "all"
     rank = args.process_id or 0
-    say = print if rank == 0 else (lambda *a, **k: None)
+    quiet = args.quiet or rank != 0
+    say = print if not quiet else (lambda *a, **k: None)
     d = load_dataset(args.data, test_size=args.test_size, seed=args.seed, dtype=args.dtype)
     X_train, y_train = d.X_train, d.y_train
     validation, label = (d.X_test, d.y_test), "test"
@@ -357,68 +472,109 @@ def run_fit(args: argparse.Namespace) -> int:
         share = np.array_split(np.arange(X_train.shape[0]), args.num_processes)[rank]
         X_train, y_train = X_train[share], y_train[share]
     sizes = [d.n_features, *args.hidden, d.n_classes]
-    init = None
-    if args.load:
-        from backprop.io import load_params
+    from backprop.nets import make_net
 
-        init = load_params(args.load, sizes)
-        say(f"starting from the parameters in {args.load}")
-    optimizer = "adam" if args.solver == "adam" else ("momentum" if args.momentum else "sgd")
+    net = make_net(sizes, args.activation, "softmax")
+    init = _load_init(args.load, net, quiet) if args.load else None
+    momentum = 0.9 if args.momentum is None else args.momentum
+    patience = 10 if args.patience is None else args.patience
     say(
-        f"== fit {args.data}: {'-'.join(map(str, sizes))} {args.activation}, {args.solver} lr "
+        f"== fit {args.data}: {'-'.join(map(str, sizes))} {args.activation}, {args.optimizer} lr "
         f"{args.lr:g}, batch {args.batch_size}, {args.epochs} epochs, {args.backend} "
         f"{args.dtype}{'' if args.devices is None else f', devices {args.devices}'} =="
     )
+    batch_size = min(args.batch_size, X_train.shape[0])
+    if batch_size < args.batch_size:
+        say(
+            f"note: --batch-size {args.batch_size} is more than the {X_train.shape[0]} training "
+            "rows: every step uses all of them"
+        )
     every = max(1, args.epochs // 10)
 
     def report(epoch: int, loss: float) -> None:
         if args.verbose or (not args.quiet and (epoch % every == 0 or epoch == args.epochs)):
             say(f"epoch {epoch:>5}  loss {loss:.4f}")
 
+    settings = {
+        "data": args.data,
+        "test_size": args.test_size,
+        "hidden": list(args.hidden),
+        "activation": args.activation,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "momentum": momentum if args.optimizer == "momentum" else None,
+        "nesterov": args.nesterov,
+        "alpha": args.alpha,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "shuffle": not args.no_shuffle,
+        "early_stopping": args.early_stopping,
+        "patience": patience if args.early_stopping else None,
+        "seed": args.seed,
+        "init_scheme": "glorot",
+    }
+
+    def save_model(r: Any) -> None:
+        from backprop.model import save
+
+        written = save(
+            r, args.save, classes=d.classes, mean=d.mean, scale=d.scale, training=settings
+        )
+        if not quiet:
+            print(f"saved to {written}")
+
     t0 = time.perf_counter()
     # Every process of a multi-process run must compile the same program, callback
     # included, so all of them report (only rank 0 prints) and none draws a bar.
-    with progress_bar(args.epochs, args.data, enabled=not distributed_run) as bar:
-        progress = bar or report
-        r = train_mlp(
-            sizes,
-            X_train,
-            y_train,
-            activation=args.activation,
-            output="softmax",
-            optimizer=optimizer,
-            lr=args.lr,
-            momentum=args.momentum if optimizer == "momentum" else 0.9,
-            nesterov=args.nesterov,
-            alpha=args.alpha,
-            epochs=args.epochs,
-            batch_size=min(args.batch_size, X_train.shape[0]),
-            shuffle=not args.no_shuffle,
-            validation=validation,
-            early_stopping=args.early_stopping,
-            patience=args.patience,
-            seed=args.seed,
-            init=init,
-            init_scheme="glorot",
-            backend=args.backend,
-            dtype=args.dtype,
-            devices=args.devices,
-            progress=progress,
-        )
+    try:
+        with progress_bar(args.epochs, args.data, enabled=not distributed_run) as bar:
+            progress = bar or report
+            r = train_mlp(
+                sizes,
+                X_train,
+                y_train,
+                activation=args.activation,
+                output="softmax",
+                optimizer=args.optimizer,
+                lr=args.lr,
+                momentum=momentum,
+                nesterov=args.nesterov,
+                alpha=args.alpha,
+                epochs=args.epochs,
+                batch_size=batch_size,
+                shuffle=not args.no_shuffle,
+                validation=validation,
+                early_stopping=args.early_stopping,
+                patience=patience,
+                seed=args.seed,
+                init=init,
+                init_scheme="glorot",
+                backend=args.backend,
+                dtype=args.dtype,
+                devices=args.devices,
+                progress=progress,
+            )
+    except KeyboardInterrupt as exc:
+        if rank == 0:
+            _save_interrupted(
+                args, exc, classes=d.classes, mean=d.mean, scale=d.scale, training=settings
+            )
+        raise
     seconds = time.perf_counter() - t0
     from backprop.nets import predict
 
     test_pred = np.argmax(predict(r.params, d.X_test, r.net), axis=1)
     train_pred = np.argmax(predict(r.params, d.X_train, r.net), axis=1)
-    say(
-        f"train accuracy {np.mean(train_pred == d.y_train):.1%}, test accuracy "
-        f"{np.mean(test_pred == d.y_test):.1%} ({r.epochs} epochs"
-        f"{f', stopped early at best epoch {r.best_epoch}' if r.stopped_early else ''}; "
-        f"{r.time_per_epoch * 1e3:.3g} ms/epoch, {seconds:.2f} s in all"
-        f"{f', compile {r.compile_time:.2f} s' if args.backend == 'jax' else ''})"
-    )
+    if rank == 0:
+        print(
+            f"train accuracy {np.mean(train_pred == d.y_train):.1%}, test accuracy "
+            f"{np.mean(test_pred == d.y_test):.1%} ({r.epochs} epochs"
+            f"{f', stopped early at best epoch {r.best_epoch}' if r.stopped_early else ''}; "
+            f"{r.time_per_epoch * 1e3:.3g} ms/epoch, {seconds:.2f} s in all"
+            f"{f', compile {r.compile_time:.2f} s' if args.backend == 'jax' else ''})"
+        )
     if rank == 0 and args.save:
-        _save(args.save, r.params)
+        save_model(r)
     if rank == 0 and args.plot:
         from backprop import plots
 
@@ -436,7 +592,207 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- predict and evaluate: a saved model ----------------------------------------------
+
+
+def _model_inputs(args: argparse.Namespace, model: Any) -> tuple[Any, Any, str]:
+    """The rows to predict or evaluate: X (N, D) raw features, labels (N,) or None, a name."""
+    import numpy as np
+
+    if args.data is not None:
+        from backprop.data import load_dataset
+
+        name = args.data.replace("-", "_")
+        t = model.training
+        test_size = args.test_size if args.test_size is not None else t.get("test_size", 0.25)
+        seed = args.seed if args.seed is not None else t.get("seed", 0)
+        d = load_dataset(name, test_size=float(test_size), seed=int(seed), standardize=False)
+        if d.n_features != model.n_features:
+            raise ValueError(
+                f"the model takes {model.n_features} features, data set {name} has {d.n_features}"
+            )
+        labels = np.asarray(d.classes)[d.y_test]
+        if model.classes is None or model.classes.dtype.kind != "U":
+            labels = d.y_test
+        return d.X_test, labels, f"{name}'s test split ({d.X_test.shape[0]} rows)"
+    X, labels = read_csv(args.csv, model.n_features, args.label_column, need_labels=args.evaluate)
+    if labels is not None and model.classes is not None:
+        labels = _match_labels(labels, model.classes)
+    return X, labels, f"{args.csv} ({X.shape[0]} rows)"
+
+
+def _match_labels(labels: Any, classes: Any) -> Any:
+    """CSV label text matched to the model's classes (by their text, or as numbers)."""
+    import numpy as np
+
+    by_text = {str(c): c for c in classes.tolist()}
+    out = []
+    for text in labels:
+        if text in by_text:
+            out.append(by_text[text])
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+        match = [c for c in classes.tolist() if number is not None and c == number]
+        if not match:
+            raise ValueError(
+                f"label {text!r} in the CSV is not one of the model's classes {classes.tolist()}"
+            )
+        out.append(match[0])
+    return np.asarray(out, dtype=classes.dtype)
+
+
+def read_csv(
+    path: str, n_features: int, label_column: str | None, *, need_labels: bool
+) -> tuple[Any, Any]:
+    """A comma-separated file as features X (N, n_features) and text labels (N,) or None.
+
+    An optional first row of column names (recognised by holding no number);
+    ``label_column`` names the label column or gives its 0-based index;
+    without it, evaluation takes the last column. Empty cells, NaN and
+    infinity are refused with the row and column.
+    """
+    import csv
+
+    import numpy as np
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(exc.errno, f"no CSV file at {path!r}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path!r} is not a UTF-8 text file: {exc}") from None
+    if not rows:
+        raise ValueError(f"{path!r} holds no rows")
+    header = None
+    if not any(_is_number(v) for v in rows[0]):  # a data row has numbers: its features
+        header, rows = [h.strip() for h in rows[0]], rows[1:]
+    width = len(rows[0]) if rows else len(header or [])
+    if not rows:
+        raise ValueError(f"{path!r} holds a header and no rows")
+    label_at = None
+    if label_column is not None:
+        if header is not None and label_column in header:
+            label_at = header.index(label_column)
+        elif label_column.lstrip("-").isdigit() and -width <= int(label_column) < width:
+            label_at = int(label_column) % width
+        else:
+            names = f"; its columns are {header}" if header else ""
+            raise ValueError(f"--label-column {label_column!r} is not a column of {path!r}{names}")
+    elif need_labels or width == n_features + 1:
+        label_at = width - 1
+    want = n_features + (label_at is not None)
+    if width != want:
+        raise ValueError(
+            f"{path!r} has {width} columns, the model takes {n_features} features"
+            + (" plus a label column" if label_at is not None else "")
+        )
+    X = np.empty((len(rows), n_features))
+    labels = []
+    for r, row in enumerate(rows):
+        i = r + (2 if header else 1)  # the line number
+        if len(row) != width:
+            raise ValueError(f"{path!r} line {i}: {len(row)} columns, expected {width}")
+        values = [v.strip() for j, v in enumerate(row) if j != label_at]
+        try:
+            X[r] = [float(v) for v in values]
+        except ValueError:
+            bad = next(v for v in values if not _is_number(v))
+            raise ValueError(f"{path!r} line {i}: {bad!r} is not a number") from None
+        if label_at is not None:
+            text = row[label_at].strip()
+            if text.lower() in ("", "nan", "na", "none", "null"):
+                raise ValueError(f"{path!r} line {i}: the label is missing ({text!r})")
+            labels.append(text)
+    if not np.all(np.isfinite(X)):
+        row = int(np.flatnonzero(~np.all(np.isfinite(X), axis=1))[0])
+        raise ValueError(f"{path!r}: data row {row + 1} holds NaN or infinity")
+    return X, (np.asarray(labels) if label_at is not None else None)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Print one prediction per row (or class probabilities with --proba)."""
+    from backprop.model import load_model
+
+    args.evaluate = False
+    _require(args, sklearn=args.data is not None, problems=_input_conflicts(args))
+    model = load_model(args.model)
+    X, _, _ = _model_inputs(args, model)
+    if args.proba:
+        p = model.predict_proba(X)
+        if model.classes is not None and not args.quiet:
+            print(",".join(str(c) for c in model.classes.tolist()))
+        for row in p:
+            print(",".join(f"{v:.6g}" for v in row))
+    else:
+        for value in model.predict(X):
+            print(value if getattr(value, "ndim", 0) == 0 else ",".join(map(str, value)))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Print accuracy and loss on labelled rows."""
+    from backprop.model import load_model
+
+    args.evaluate = True
+    _require(args, sklearn=args.data is not None, problems=_input_conflicts(args))
+    model = load_model(args.model)
+    X, labels, where = _model_inputs(args, model)
+    n = X.shape[0]
+    _say(args, f"== {args.model}: {model.net} on {where} ==")
+    if model.net.output == "identity":
+        scores = model.evaluate(X, _numbers(labels))
+        print(f"mean squared error {scores['loss']:.6g} over {n} rows")
+        return 0
+    scores = model.evaluate(X, labels)
+    wrong = round((1 - scores["accuracy"]) * n)
+    print(
+        f"accuracy {scores['accuracy']:.1%} ({wrong} {'mistake' if wrong == 1 else 'mistakes'} "
+        f"in {n} rows), loss {scores['loss']:.4f}"
+    )
+    return 0
+
+
+def _numbers(labels: Any) -> Any:
+    """A regression model's target column, as numbers."""
+    import numpy as np
+
+    try:
+        return np.asarray(labels, dtype=np.float64)
+    except ValueError:
+        bad = next(v for v in labels.tolist() if not _is_number(str(v)))
+        raise ValueError(f"the target column must hold numbers, got {bad!r}") from None
+
+
+def _input_conflicts(args: argparse.Namespace) -> list[str]:
+    problems = []
+    if (args.data is None) == (args.csv is None):
+        problems.append("give the rows to use: --data NAME or --csv FILE (one of them)")
+    if args.data is None and (args.test_size is not None or args.seed is not None):
+        problems.append(
+            "--test-size and --seed choose a bundled data set's split: they need --data"
+        )
+    if args.csv is None and args.label_column is not None:
+        problems.append("--label-column applies to --csv")
+    if not os.path.isfile(args.model):
+        problems.append(f"no model file at {args.model!r}")
+    return problems
+
+
 # --- the parser ----------------------------------------------------------------------
+
+FIT_DATA = ("digits", "iris", "wine", "breast-cancer", "breast_cancer")
 
 LR_NOTES = {
     "single-layer": " (the notes' value)",
@@ -493,6 +849,9 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, runs 'xor' on every installed backend.",
         formatter_class=_Formatter,
     )
+    from backprop import __version__
+
+    parser.add_argument("--version", action="version", version=f"backprop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrors)
 
     def add(name: str, text: str) -> argparse.ArgumentParser:
@@ -501,7 +860,6 @@ def build_parser() -> argparse.ArgumentParser:
     xor = add("xor", "the main job: the notes' 2-2-1 XOR network, hand-written backprop")
     _common(xor, backends=("all", *BACKENDS))
     xor.add_argument("--epochs", type=_positive_int, default=10_000, help="full-batch updates")
-    xor.add_argument("--steps", type=_positive_int, help=argparse.SUPPRESS)  # deprecated
     xor.add_argument("--lr", type=_positive_float, default=DEFAULT_LR, help="learning rate")
     xor.add_argument("--hidden", type=_positive_int, default=2, help="hidden units")
     xor.add_argument(
@@ -529,8 +887,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in experiments.items():
         e = add(name, text)
         if name == "perceptron":
-            e.add_argument("--quiet", action="store_true", help="print only the result")
-            e.add_argument("--verbose", action="store_true", help="(every pass is printed)")
+            # The rule is not a network trained by backprop: no backend, seed (it starts
+            # from the notes' weights), dtype (float64 or --exact), files or plots.
+            e.add_argument("--quiet", action="store_true", help="print only the conclusion")
+            e.add_argument(
+                "--verbose", action="store_true", help="print every pass (default: the first 10)"
+            )
             e.add_argument(
                 "--exact",
                 action="store_true",
@@ -559,14 +921,17 @@ def build_parser() -> argparse.ArgumentParser:
                 default="sigmoid",
                 help="hidden activation",
             )
-            e.add_argument("--hidden", choices=("sigmoid", "relu"), help=argparse.SUPPRESS)
         e.set_defaults(run=run_experiment)
 
-    fit = add("fit", "train a network on a data set that ships with scikit-learn")
+    fit = add(
+        "fit",
+        "train a network on a data set that ships with scikit-learn (train_mlp's options)",
+    )
     fit.add_argument(
         "--data",
-        choices=("digits", "iris", "wine", "breast_cancer"),
+        choices=FIT_DATA,
         default="digits",
+        metavar="{digits,iris,wine,breast-cancer}",
         help="scikit-learn's bundled data set (no download)",
     )
     _common(fit, backends=BACKENDS)
@@ -575,14 +940,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--activation",
-        choices=("relu", "tanh", "sigmoid", "identity"),
+        choices=tuple(ACTIVATIONS),  # read from the registry: registered ones too
         default="relu",
         help="hidden activation",
     )
-    fit.add_argument("--solver", choices=("adam", "sgd"), default="adam", help="the optimizer")
-    fit.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
-    fit.add_argument("--momentum", type=_nonnegative_float, default=0.9, help="sgd's momentum")
-    fit.add_argument("--nesterov", action="store_true", help="Nesterov's momentum (sgd)")
+    fit.add_argument(
+        "--optimizer", choices=("adam", "sgd", "momentum"), default="adam", help="the optimizer"
+    )
+    fit.add_argument("--solver", help=argparse.SUPPRESS)  # renamed: refused with the new name
+    fit.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate")
+    fit.add_argument(
+        "--momentum", type=_nonnegative_float, help="--optimizer momentum's momentum (0.9)"
+    )
+    fit.add_argument(
+        "--nesterov", action="store_true", help="Nesterov's momentum (--optimizer momentum)"
+    )
     fit.add_argument("--alpha", type=_nonnegative_float, default=1e-4, help="L2 penalty")
     fit.add_argument("--epochs", type=_positive_int, default=50, help="passes over the data")
     fit.add_argument("--batch-size", type=_positive_int, default=64, help="rows per step")
@@ -593,15 +965,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="hold out 10%% of the training rows; stop when their loss stops improving",
     )
     fit.add_argument(
-        "--patience", type=_positive_int, default=10, help="epochs without improvement allowed"
+        "--patience",
+        type=_positive_int,
+        help="--early-stopping: epochs without improvement allowed (10)",
     )
-    fit.add_argument("--test-size", type=float, default=0.25, help="test fraction (stratified)")
+    fit.add_argument("--test-size", type=_fraction, default=0.25, help="test fraction (stratified)")
     fit.add_argument("--devices", type=_devices, help="JAX devices to split batches over, or all")
     fit.add_argument(
         "--coordinator", metavar="HOST:PORT", help="multi-process: process 0's address"
     )
     fit.add_argument("--num-processes", type=_positive_int, help="multi-process: how many")
-    fit.add_argument("--process-id", type=int, help="multi-process: this process's rank")
+    fit.add_argument("--process-id", type=_seed, help="multi-process: this process's rank")
     fit.add_argument(
         "--timeout", type=_positive_int, default=60, help="multi-process: seconds to wait"
     )
@@ -611,22 +985,102 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the loss curves to OUT.png and the test confusion matrix to OUT-confusion.png",
     )
     fit.set_defaults(run=run_fit)
+
+    for name, text, run in (
+        ("predict", "print a saved model's prediction for every row", run_predict),
+        ("evaluate", "print a saved model's accuracy and loss on labelled rows", run_evaluate),
+    ):
+        c = add(name, text)
+        c.add_argument("model", metavar="MODEL.npz", help="a model file (fit --save)")
+        c.add_argument(
+            "--data",
+            choices=FIT_DATA,
+            metavar="{digits,iris,wine,breast-cancer}",
+            help="a bundled data set's test split (the split the model was trained beside)",
+        )
+        c.add_argument("--csv", metavar="FILE", help="rows of comma-separated numbers")
+        c.add_argument(
+            "--label-column",
+            metavar="NAME|INDEX",
+            help="the CSV's label column (evaluate: default the last)",
+        )
+        c.add_argument("--test-size", type=_fraction, help="--data: test fraction (as trained)")
+        c.add_argument("--seed", type=_seed, help="--data: seed of the split (as trained)")
+        c.add_argument("--quiet", action="store_true", help="print the result only")
+        if name == "predict":
+            c.add_argument(
+                "--proba", action="store_true", help="class probabilities, one row per line"
+            )
+        c.set_defaults(run=run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 a failed check, 2 an error)."""
+    """Run the command line; returns the exit status.
+
+    0 ok, 1 a failed check, 2 an error (one line on stderr), 130 interrupted
+    (Ctrl-C; one line), 141 stdout closed under us (a pipe whose reader left).
+    """
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["xor", *argv]
-    args = parser.parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
+    _line_buffered()
+    args = None
     try:
+        args = parser.parse_args(argv)
+        if getattr(args, "solver", None) is not None:
+            raise UsageError(
+                "fit --solver is now --optimizer (train_mlp's name): adam, sgd or momentum"
+            )
+        run: Callable[[argparse.Namespace], int] = args.run
         return run(args)
+    except KeyboardInterrupt as exc:
+        command = _prefix(args)
+        saved = getattr(exc, "saved", None)
+        kept = f"; the parameters so far are in {saved}" if saved else ""
+        if not saved and getattr(args, "save", None):
+            kept = "; nothing saved (no parameters were handed back)"
+        _stderr(f"{command}: interrupted{kept}")
+        return 130
+    except BrokenPipeError:
+        _stdout_closed()
+        return 141
     except (UsageError, ValueError, FloatingPointError, OSError, ImportError, TimeoutError) as exc:
-        print(f"backprop {args.command}: error: {exc}", file=sys.stderr)
+        _stderr(f"{_prefix(args)}: error: {exc}")
         return 2
+
+
+def _prefix(args: argparse.Namespace | None) -> str:
+    command = getattr(args, "command", None)
+    return f"backprop {command}" if command else "backprop"
+
+
+def _line_buffered() -> None:
+    """Flush every line, so a closed pipe is noticed at the next line, not at exit."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(line_buffering=True)
+        except (ValueError, OSError):  # pragma: no cover - a detached or closed stream
+            pass
+
+
+def _stdout_closed() -> None:
+    """Stop writing: point stdout at /dev/null so the exit's flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - not a real file
+        pass
+
+
+def _stderr(text: str) -> None:
+    try:
+        print(text, file=sys.stderr)
+    except (BrokenPipeError, ValueError):  # pragma: no cover - stderr closed too
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

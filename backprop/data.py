@@ -13,6 +13,7 @@ real data sets that ship inside scikit-learn.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,9 +133,10 @@ def load_dataset(
     name : str
         One of :data:`DATASETS`: "digits" (1797 8x8 images, 64 features, 10
         classes), "iris" (150 x 4, 3 classes), "wine" (178 x 13, 3 classes),
-        "breast_cancer" (569 x 30, 2 classes).
+        "breast_cancer" (569 x 30, 2 classes; "breast-cancer" also accepted).
     test_size : float
-        Fraction of the rows held out for testing, in (0, 1).
+        Fraction of the rows held out for testing, in (0, 1); both parts
+        must hold at least one row of every class.
     seed : int
         Seed of the split: the split is scikit-learn's ``train_test_split``
         with ``stratify=y`` and ``random_state=seed``, so it is the split a
@@ -151,15 +153,21 @@ def load_dataset(
     Raises
     ------
     ValueError
-        For an unknown name (listing the valid ones), or a bad test_size,
-        seed or dtype.
+        For an unknown name (listing the valid ones), or a bad test_size
+        (naming how many rows each part would get), seed or dtype.
     ImportError
         When scikit-learn, which ships the data, is not installed; the message
         gives the ``pip install`` extra.
     """
+    if isinstance(name, str) and name.replace("-", "_") in DATASETS:
+        name = name.replace("-", "_")
     if name not in DATASETS:
         raise ValueError(f"name must be one of {', '.join(DATASETS)}, got {name!r}")
-    if not (isinstance(test_size, (float, np.floating)) and 0.0 < test_size < 1.0):
+    if not (
+        isinstance(test_size, (float, np.floating))
+        and np.isfinite(test_size)
+        and 0.0 < test_size < 1.0
+    ):
         raise ValueError(f"test_size must be a float in (0, 1), got {test_size!r}")
     if not isinstance(standardize, (bool, np.bool_)):
         raise ValueError(f"standardize must be True or False, got {standardize!r}")
@@ -168,9 +176,21 @@ def load_dataset(
     datasets, model_selection = require_sklearn("loading the bundled data sets")
     bunch = getattr(datasets, f"load_{name}")()
     X, y = bunch.data.astype(np.float64), bunch.target.astype(np.int64)
-    X_train, X_test, y_train, y_test = model_selection.train_test_split(
-        X, y, test_size=float(test_size), stratify=y, random_state=seed
-    )
+    n, n_classes = X.shape[0], int(np.unique(y).shape[0])
+    n_test = math.ceil(float(test_size) * n)  # how scikit-learn rounds
+    if n_test < n_classes or n - n_test < n_classes:
+        raise ValueError(
+            f"test_size={float(test_size):g} splits {name}'s {n} rows into {n - n_test} train and "
+            f"{n_test} test rows; a stratified split needs at least {n_classes} (one per class) "
+            f"in each: use a test_size between about {n_classes / n:.3g} and "
+            f"{1 - n_classes / n:.3g}"
+        )
+    try:
+        X_train, X_test, y_train, y_test = model_selection.train_test_split(
+            X, y, test_size=float(test_size), stratify=y, random_state=seed
+        )
+    except ValueError as exc:  # pragma: no cover - the check above covers the known cases
+        raise ValueError(f"cannot split {name} with test_size={test_size!r}: {exc}") from None
     mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
     if standardize:
         mean, scale = X_train.mean(axis=0), X_train.std(axis=0)

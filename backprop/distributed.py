@@ -109,6 +109,20 @@ def global_row_count(n_local: int) -> tuple[int, np.ndarray]:
     return int(counts.sum()), counts
 
 
+def agree(value: int) -> int:
+    """Process 0's ``value`` in every process of a multi-process run (else ``value``).
+
+    Every process must make the same sequence of compiled calls; a choice made
+    from local measurements (the size of the next chunk of epochs) is taken
+    from process 0.
+    """
+    if not is_multiprocess():
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
 def place_data(
     mesh: Any,
     params: Any,
@@ -148,13 +162,32 @@ def place_data(
         padded[: a.shape[0]] = a
         return jax.make_array_from_process_local_data(rows, padded)
 
-    def replicate(a: np.ndarray) -> Any:
+    index = position[index].astype(np.int32)
+    params, rest = place_replicated(mesh, (params, (index, weights, *val)))
+    return (params, assemble(X), assemble(Y), *rest)
+
+
+def place_replicated(mesh: Any, tree: Any) -> Any:
+    """Host arrays (a pytree) on the default device, or replicated over every device of ``mesh``.
+
+    In a multi-process run each process passes the same values and gets
+    one global array per leaf.
+    """
+    import jax
+
+    if mesh is None:
+        return jax.device_put(tree)
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    replicated = NamedSharding(mesh, PartitionSpec())
+    if not is_multiprocess():
+        return jax.device_put(tree, replicated)
+
+    def replicate(a: Any) -> Any:
+        a = np.asarray(a)
         return jax.make_array_from_callback(a.shape, replicated, lambda i: a[i])
 
-    index = position[index].astype(np.int32)
-    params = jax.tree.map(lambda a: replicate(np.asarray(a)), params)
-    rest = (replicate(a) for a in (index, weights, *val))
-    return (params, assemble(X), assemble(Y), *rest)
+    return jax.tree.map(replicate, tree)
 
 
 def initialize(coordinator: str, num_processes: int, process_id: int, timeout: int = 60) -> None:
@@ -182,12 +215,17 @@ def initialize(coordinator: str, num_processes: int, process_id: int, timeout: i
         When process 0 cannot listen on the coordinator's port.
     TimeoutError
         When a process other than 0 cannot reach the coordinator within
-        ``timeout`` seconds. (JAX itself ends a process that loses its
-        coordinator with a fatal error, so this is checked first, with a plain
-        TCP connection.)
+        ``timeout`` seconds.
+    ConnectionError
+        When something answers at the coordinator's address but is not a JAX
+        coordinator (it does not speak gRPC's HTTP/2).
+
+    JAX itself ends a process whose coordinator is missing or wrong with a
+    fatal error in C++, so processes other than 0 first check the address
+    themselves: a TCP connection, then the HTTP/2 greeting every gRPC server
+    answers with its SETTINGS frame.
     """
     import socket
-    import time
 
     from backprop._validate import check_positive_int
 
@@ -195,7 +233,11 @@ def initialize(coordinator: str, num_processes: int, process_id: int, timeout: i
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"coordinator must be HOST:PORT, got {coordinator!r}")
     num_processes = check_positive_int("num_processes", num_processes)
-    if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
+    if (
+        not isinstance(process_id, (int, np.integer))
+        or isinstance(process_id, (bool, np.bool_))
+        or not 0 <= process_id < num_processes
+    ):
         raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id!r}")
     timeout = check_positive_int("timeout", timeout)
     if process_id == 0:
@@ -207,19 +249,7 @@ def initialize(coordinator: str, num_processes: int, process_id: int, timeout: i
                     f"process 0 cannot listen on the coordinator address {coordinator}: {exc}"
                 ) from None
     else:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection((host, int(port)), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"could not reach the coordinator {coordinator} within {timeout} s "
-                        f"(this is process {process_id} of {num_processes}): is process 0 "
-                        "running, and is the address right?"
-                    ) from None
-                time.sleep(0.2)
+        _probe_coordinator(host, int(port), coordinator, timeout, process_id, num_processes)
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -229,6 +259,60 @@ def initialize(coordinator: str, num_processes: int, process_id: int, timeout: i
         process_id=process_id,
         initialization_timeout=timeout,
     )
+
+
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS = 4  # the HTTP/2 frame type a server opens with
+
+
+def _probe_coordinator(
+    host: str, port: int, coordinator: str, timeout: int, process_id: int, num_processes: int
+) -> None:
+    """Wait (up to ``timeout`` s) for a gRPC server at host:port; a clear error otherwise."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    who = f"this is process {process_id} of {num_processes}"
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            conn = socket.create_connection((host, port), timeout=max(0.1, min(1.0, left)))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"could not reach the coordinator {coordinator} within {timeout} s "
+                    f"({who}): is process 0 running, and is the address right?"
+                ) from None
+            time.sleep(0.2)
+            continue
+        with conn:
+            conn.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                conn.sendall(_HTTP2_PREFACE)
+                head = b""
+                while len(head) < 9:
+                    chunk = conn.recv(9 - len(head))
+                    if not chunk:
+                        break
+                    head += chunk
+            except TimeoutError:
+                raise TimeoutError(
+                    f"{coordinator} accepts connections but did not answer as a JAX coordinator "
+                    f"within {timeout} s ({who}): is it process 0 of this run?"
+                ) from None
+            except OSError as exc:
+                raise ConnectionError(
+                    f"{coordinator} is not a JAX coordinator: the connection failed ({exc}) "
+                    f"({who}): is the address process 0's?"
+                ) from None
+        if len(head) == 9 and head[3] == _SETTINGS and head[5:9] == bytes(4):
+            return
+        seen = "closed the connection" if not head else f"answered {head[:9]!r}"
+        raise ConnectionError(
+            f"{coordinator} is not a JAX coordinator: it {seen} instead of gRPC's HTTP/2 "
+            f"greeting ({who}): is the address process 0's, and the port right?"
+        )
 
 
 def gather_batches(mesh: Any, X: Any, Y: Any, order: Any) -> tuple[Any, Any]:
@@ -258,7 +342,7 @@ def batch_gradients(
     from backprop import nets
 
     def local(params: Any, Xb: Any, Yb: Any, Wb: Any) -> tuple[Any, Any, Any]:
-        w = Wb if net.output == "softmax" else Wb[:, None]
+        w = Wb if net.head.per_row else Wb[:, None]
         loss, z, grads = data_loss_and_grads(params, Xb, Yb, w)
         hits = (nets.correct(jnp, z, Yb, net) * (Wb > 0)).sum()
         return loss, hits, grads

@@ -1,25 +1,46 @@
-"""``MLPClassifier``: :func:`backprop.train_mlp` behind scikit-learn's estimator API.
+"""``MLPClassifier`` and ``MLPRegressor``: drop-ins for scikit-learn's, trained
+with this library's hand-derived gradients.
 
-Constructor parameters carry scikit-learn's names and meanings where they
-exist (``hidden_layer_sizes``, ``activation``, ``solver``, ``alpha``,
-``batch_size``, ``learning_rate_init``, ``max_iter``, ``momentum``,
-``nesterovs_momentum``, ``beta_1``, ``beta_2``, ``epsilon``, ``shuffle``,
-``random_state``, ``tol``, ``n_iter_no_change``, ``early_stopping``,
-``validation_fraction``, ``verbose``), plus ``backend``, ``dtype`` and
-``devices``. Training runs the hand-derived gradients of
-:mod:`backprop.nets`; with the same initial weights and batch order it
-follows scikit-learn's ``MLPClassifier`` to rounding (``tests/test_sklearn.py``).
+Every constructor parameter of scikit-learn's ``MLPClassifier`` /
+``MLPRegressor`` (1.9) is here with the same name, default and meaning, plus
+``backend`` ("numpy" or "jax"), ``dtype`` (None: float32 input trains in
+float32, anything else in float64, as scikit-learn does; or "float32" /
+"float64" to force one) and ``devices`` (JAX only).
 
-With scikit-learn installed the class derives from its ``BaseEstimator`` and
-``ClassifierMixin``, so ``clone``, ``Pipeline``, ``cross_val_score`` and
-``GridSearchCV`` work as with any estimator; without it, ``get_params``,
-``set_params``, ``fit``, ``predict``, ``predict_proba`` and ``score`` still
-do. ``import backprop`` never needs scikit-learn.
+**Same random_state, same model.** Each fit draws, from
+``check_random_state(random_state)`` (a NumPy ``RandomState``) and in
+scikit-learn's order, the initial weights (layer by layer ``uniform(-b, b)``
+for the weights, then the biases, in float64 then cast, ``b = sqrt(6 /
+(fan_in + fan_out))`` or ``sqrt(2 / ...)`` for the logistic activation), the
+early-stopping split (scikit-learn's ``train_test_split``, stratified for a
+single-output classifier) and each epoch's shuffle (``RandomState.shuffle``
+of ``arange(n)``, applied to the previous order). The epoch loop, its
+batches (``gen_batches``: a short last batch is a step of its own), the loss
+(from clipped probabilities), the L2 term, the optimizers and their learning
+rate schedules, the no-improvement rule, warm starts and ``partial_fit`` are
+scikit-learn's, so with identical arguments in float64 ``loss_curve_``,
+``coefs_`` and predictions equal scikit-learn's to rounding
+(``tests/test_sklearn_equal.py``; the settings where this cannot hold are
+listed in the README).
+
+**Solvers.** "sgd" and "adam" run the in-place step of
+:mod:`backprop.sklearn_step` (NumPy) or, with ``backend="jax"``, each epoch's
+batches compiled into one ``lax.scan`` of :func:`backprop.nets.loss_and_grads`
+(weighted rows) and the same optimizer updates. "lbfgs" hands the loss and
+gradient to ``scipy.optimize.minimize(method="L-BFGS-B")`` with ``maxiter``,
+``maxfun`` and ``gtol``, as scikit-learn does; on JAX the loss and gradient
+come from the JAX derivation (one compiled call per evaluation) and the
+optimizer stays SciPy's.
+
+With scikit-learn installed the classes derive from its ``BaseEstimator``
+and mixins (``clone``, pipelines, search, ``check_estimator``), and input
+checks, label binarisation and the validation split are scikit-learn's own.
+Without it, ``import backprop`` still works and so do the estimators, with
+checks and a label binariser written here.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import warnings
 from collections.abc import Sequence
@@ -27,138 +48,566 @@ from typing import Any
 
 import numpy as np
 
-from backprop._validate import (
-    check_array,
-    check_backend,
-    check_dtype,
-    check_memory,
-    check_positive_int,
-)
-from backprop.nets import Layer, make_net, predict
-from backprop.train import train_mlp
+from backprop import sklearn_step
+from backprop._validate import check_memory
+from backprop.sklearn_step import AdamOptimizer, SGDOptimizer, Step
 
-ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-"""scikit-learn's activation names -> this library's."""
-SOLVERS = ("sgd", "adam")
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+    HAVE_SKLEARN = True
+except ImportError:  # pragma: no cover - exercised by a test that blocks the import
+    HAVE_SKLEARN = False
+
+    class ConvergenceWarning(UserWarning):  # type: ignore[no-redef]
+        """The optimizer stopped before converging (scikit-learn's, when it is absent)."""
+
+    class NotFittedError(ValueError, AttributeError):  # type: ignore[no-redef]
+        """The estimator is used before ``fit`` (scikit-learn's, when it is absent)."""
+
+    from backprop.sklearn_compat import (  # type: ignore[assignment]
+        BaseEstimator,
+        ClassifierMixin,
+        RegressorMixin,
+    )
+
+from backprop import sklearn_compat as compat
+
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+BACKENDS = ("numpy", "jax")
 
 
-class _Params:
-    """``get_params`` / ``set_params`` from the constructor's signature (scikit-learn's API)."""
+def _pack(coefs: Sequence[np.ndarray], intercepts: Sequence[np.ndarray]) -> np.ndarray:
+    return np.hstack([a.ravel() for a in list(coefs) + list(intercepts)])
 
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters and their current values."""
-        return {name: getattr(self, name) for name in self._param_names()}
+class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
+    """What the classifier and the regressor share: scikit-learn's ``BaseMultilayerPerceptron``."""
 
-    def set_params(self, **params: Any) -> _Params:
-        """Set constructor parameters; ``ValueError`` naming an unknown one."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"invalid parameter {name!r} for {type(self).__name__}; "
-                    f"valid: {', '.join(valid)}"
-                )
-            setattr(self, name, value)
+    _parameter_constraints: dict = compat.parameter_constraints()
+
+    # --- parameters ------------------------------------------------------------------
+
+    def _validate_all_params(self) -> None:
+        compat.validate_params(self)
+        if self.backend == "numpy" and self.devices is not None:
+            raise ValueError(
+                f"devices={self.devices!r} needs backend='jax' (data-parallel training runs on "
+                "JAX's devices); the NumPy backend runs on one"
+            )
+
+    def _check_solver(self) -> bool:
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
+        return True
+
+    # --- devices survive clone and pickle ---------------------------------------------
+
+    def __sklearn_clone__(self) -> Any:
+        """Clone as scikit-learn does, except that ``devices`` is passed on as it is.
+
+        JAX's ``Device`` objects cannot be deep-copied or pickled; they are
+        process-wide singletons, so a clone shares them.
+        """
+        params = self.get_params(deep=False)
+        devices = params.pop("devices")
+        from sklearn.base import clone
+
+        new = type(self)(**{k: clone(v, safe=False) for k, v in params.items()}, devices=devices)
+        return new
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        state["devices"] = compat.devices_to_ids(state.get("devices"))
+        state.pop("_jax_cache", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["devices"] = compat.devices_from_ids(state.get("devices"))
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:  # pragma: no cover
+            self.__dict__.update(state)
+
+    # --- the network -----------------------------------------------------------------
+
+    def _hidden_sizes(self) -> list[int]:
+        hidden = self.hidden_layer_sizes
+        if not hasattr(hidden, "__iter__"):
+            hidden = [hidden]
+        hidden = list(hidden)
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        return [int(h) for h in hidden]
+
+    def _initialize(self, y: np.ndarray, layer_units: list[int], dtype: Any) -> None:
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in itertools.pairwise(layer_units):
+            coef, intercept = self._init_coef(fan_in, fan_out, dtype)
+            self.coefs_.append(coef)
+            self.intercepts_.append(intercept)
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        if self.solver in STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _init_coef(self, fan_in: int, fan_out: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Glorot uniform, drawn in float64 from the fit's RandomState, then cast."""
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+        intercept = self._random_state.uniform(-bound, bound, fan_out)
+        return coef.astype(dtype, copy=False), intercept.astype(dtype, copy=False)
+
+    def _forward_pass_fast(self, X: Any, check_input: bool = True) -> np.ndarray:
+        """Output activations (n_samples, n_outputs) of the fitted network."""
+        if check_input:
+            X = compat.validate_X(self, X, reset=False)
+        a = X
+        last = self.n_layers_ - 2
+        for i in range(self.n_layers_ - 1):
+            a = compat.safe_dot(a, self.coefs_[i])
+            a += self.intercepts_[i]
+            name = self.activation if i != last else self.out_activation_
+            sklearn_step._activate(name, a, None)
+        return a
+
+    # --- fitting ---------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """Fit the model to X (n_samples, n_features) and y; returns self.
+
+        Parameters
+        ----------
+        X : array or SciPy sparse matrix (n_samples, n_features)
+        y : array (n_samples,) or (n_samples, n_outputs)
+            Class labels (classifier; an indicator matrix for multilabel) or
+            real targets (regressor).
+        sample_weight : array (n_samples,), optional
+            Per-sample weights of the loss.
+        """
+        self._validate_all_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False) -> Any:
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        n_samples, n_features = X.shape
+        if sample_weight is not None:
+            sample_weight = compat.check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [n_features, *hidden, self.n_outputs_]
+        self._random_state = compat.check_random_state(self.random_state)
+        if first_pass:  # refuse what cannot fit in memory before drawing the weights
+            rows = min(n_samples, 200 if self.batch_size == "auto" else int(self.batch_size))
+            check_memory(
+                layer_units, n_samples if self.solver == "lbfgs" else rows, X.dtype.itemsize
+            )
+            self._initialize(y, layer_units, X.dtype)
+        if self.solver in STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, y, sample_weight, layer_units, incremental)
+        else:
+            self._fit_lbfgs(X, y, sample_weight, layer_units)
+        weights = list(self.coefs_) + list(self.intercepts_)
+        if not all(np.isfinite(w).all() for w in weights):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed."
+            )
         return self
 
-    def __repr__(self) -> str:
-        defaults = inspect.signature(type(self).__init__).parameters
-        changed = [
-            f"{k}={v!r}"
-            for k, v in self.get_params().items()
-            if not (isinstance(v, type(defaults[k].default)) and v == defaults[k].default)
-        ]
-        return f"{type(self).__name__}({', '.join(changed)})"
+    def _new_step(self, layer_units: list[int], dtype: Any, rows: int) -> Step:
+        step = Step(layer_units, self.activation, self.out_activation_, dtype, rows)
+        step.set_params(self.coefs_, self.intercepts_)
+        return step
+
+    def _gradient_function(self, step: Step, X: Any, rows: int) -> Any:
+        """``f(Xb, Yb, sw) -> loss`` writing the gradient into ``step.grad``."""
+        if self.backend == "numpy":
+            return lambda Xb, Yb, sw: step.loss_and_grads(Xb, Yb, self.alpha, sw)
+        from backprop import sklearn_jax
+
+        return sklearn_jax.gradient_function(self, step, rows)
+
+    def _fit_lbfgs(self, X: Any, y: np.ndarray, sample_weight: Any, layer_units: list[int]) -> None:
+        """scikit-learn's L-BFGS: SciPy's L-BFGS-B on the packed parameters."""
+        import scipy.optimize
+
+        dtype = X.dtype
+        step = self._new_step(layer_units, dtype, X.shape[0])
+        Y = np.asarray(y, dtype)
+        grad_fn = self._gradient_function(step, X, X.shape[0])
+
+        def loss_grad(packed: np.ndarray) -> tuple[float, np.ndarray]:
+            step.theta[...] = packed
+            loss = grad_fn(X, Y, sample_weight)
+            return loss, step.grad.astype(np.float64)
+
+        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
+        options: dict[str, Any] = {
+            "maxfun": self.max_fun,
+            "maxiter": self.max_iter,
+            "gtol": self.tol,
+        }
+        if compat.scipy_needs_iprint():
+            options["iprint"] = iprint
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = scipy.optimize.minimize(
+                loss_grad,
+                _pack(self.coefs_, self.intercepts_).astype(np.float64),
+                method="L-BFGS-B",
+                jac=True,
+                options=options,
+            )
+        self.n_iter_ = compat.check_optimize_result(res, self.max_iter)
+        self.loss_ = float(res.fun)
+        step.theta[...] = res.x
+        self.coefs_, self.intercepts_ = step.coefs(), step.intercepts()
+
+    def _fit_stochastic(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: Any,
+        layer_units: list[int],
+        incremental: bool,
+    ) -> None:
+        """scikit-learn's ``_fit_stochastic``, statement for statement, on the in-place step."""
+        dtype = X.dtype
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            should_stratify = self._is_classifier() and self.n_outputs_ == 1
+            stratify = y if should_stratify else None
+            if sample_weight is None:
+                X_train, X_val, y_train, y_val = compat.train_test_split(
+                    X, y, random_state=self._random_state,
+                    test_size=float(self.validation_fraction), stratify=stratify,
+                )  # fmt: skip
+                sw_train = sw_val = None
+            else:
+                X_train, X_val, y_train, y_val, sw_train, sw_val = compat.train_test_split(
+                    X, y, sample_weight, random_state=self._random_state,
+                    test_size=float(self.validation_fraction), stratify=stratify,
+                )  # fmt: skip
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the "
+                    "size of your dataset."
+                )
+            if self._is_classifier():
+                y_val = self._label_binarizer.inverse_transform(y_val)
+        else:
+            X_train, y_train, sw_train = X, y, sample_weight
+            X_val = y_val = sw_val = None
+
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to "
+                    "be clipped",
+                    stacklevel=4,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        step = self._new_step(layer_units, dtype, batch_size)
+        size = step.theta.shape[0]
+        opt = getattr(self, "_optimizer", None)
+        if not incremental or opt is None or getattr(opt, "size", None) != size:
+            if self.solver == "sgd":
+                opt = SGDOptimizer(
+                    size, dtype, self.learning_rate_init, self.learning_rate, self.momentum,
+                    self.nesterovs_momentum, self.power_t,
+                )  # fmt: skip
+            else:
+                opt = AdamOptimizer(
+                    size, dtype, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+                )
+            opt.size = size
+        self._optimizer = opt
+        # while training, coefs_ and intercepts_ are views of the step's parameters
+        self.coefs_, self.intercepts_ = step.W, step.b
+        Y_train = np.asarray(y_train, dtype)
+        dense = not compat.issparse(X_train)
+        run_epoch = self._epoch_runner(step, X_train, Y_train, sw_train, batch_size)
+
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    perm = np.arange(n_samples)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
+                self.loss_ = run_epoch(sample_idx if self.shuffle else None, opt, dense)
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                if early_stopping:
+                    run_epoch.sync()  # JAX: the scored weights come back from the device
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                opt.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = (
+                            f"Validation score did not improve more than tol={self.tol:f} "
+                            f"for {self.n_iter_no_change} consecutive epochs."
+                        )
+                    else:
+                        msg = (
+                            f"Training loss did not improve more than tol={self.tol:f} for "
+                            f"{self.n_iter_no_change} consecutive epochs."
+                        )
+                    if opt.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                        "and the optimization hasn't converged yet.",
+                        ConvergenceWarning,
+                        stacklevel=4,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+        finally:
+            run_epoch.sync()
+            self.coefs_, self.intercepts_ = step.coefs(), step.intercepts()
+        if early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _epoch_runner(self, step: Step, X: Any, Y: np.ndarray, sw: Any, batch_size: int) -> Any:
+        """``run(order, opt, dense) -> epoch loss``: one pass of ``gen_batches``."""
+        if self.backend == "jax":
+            from backprop import sklearn_jax
+
+            return sklearn_jax.epoch_runner(self, step, X, Y, sw, batch_size)
+        n = X.shape[0]
+        slices = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+        alpha = self.alpha
+        xbuf = np.empty((batch_size, X.shape[1]), X.dtype) if not compat.issparse(X) else None
+        ybuf = np.empty((batch_size, Y.shape[1]), Y.dtype)
+
+        def run(order: Any, opt: Any, dense: bool) -> float:
+            total = 0.0
+            with np.errstate(over="ignore", invalid="ignore"):
+                for start, stop in slices:
+                    if order is None:
+                        Xb, Yb = X[start:stop], Y[start:stop]
+                        swb = None if sw is None else sw[start:stop]
+                    else:
+                        idx = order[start:stop]
+                        if dense:
+                            Xb = np.take(X, idx, axis=0, out=xbuf[: stop - start])
+                        else:
+                            Xb = X[idx]
+                        Yb = np.take(Y, idx, axis=0, out=ybuf[: stop - start])
+                        swb = None if sw is None else sw[idx]
+                    loss = step.loss_and_grads(Xb, Yb, alpha, swb)
+                    total += loss * (stop - start)
+                    opt.update(step.theta, step.grad)
+            return total / n
+
+        run.sync = lambda: None  # type: ignore[attr-defined]  # the step holds the weights
+        return run
+
+    def _update_no_improvement_count(self, early_stopping: bool, X: Any, y: Any, sw: Any) -> None:
+        if early_stopping:
+            val_score = self._score(X, y, sample_weight=sw)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print(f"Validation score: {self.validation_scores_[-1]:f}")
+            last = self.validation_scores_[-1]
+            if last < (self.best_validation_score_ + self.tol):
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last > self.best_validation_score_:
+                self.best_validation_score_ = last
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [i.copy() for i in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _score_with_function(
+        self, X: Any, y: Any, sample_weight: Any, score_function: Any
+    ) -> float:
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return float(score_function(y, y_pred, sample_weight=sample_weight))
+
+    def _loss_grad_lbfgs(
+        self,
+        packed_coef_inter: np.ndarray,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        activations: Any = None,
+        deltas: Any = None,
+        coef_grads: Any = None,
+        intercept_grads: Any = None,
+    ) -> tuple[float, np.ndarray]:
+        """scikit-learn's private loss-and-gradient of the packed parameters (its signature).
+
+        The buffers scikit-learn passes are accepted and not used; returns
+        ``(loss, packed gradient)``.
+        """
+        units = [X.shape[1]] + [c.shape[1] for c in self.coefs_]
+        step = Step(units, self.activation, self.out_activation_, np.float64, X.shape[0])
+        step.theta[...] = packed_coef_inter
+        Y = np.asarray(y, np.float64).reshape(X.shape[0], -1)
+        loss = step.loss_and_grads(np.asarray(X, np.float64), Y, self.alpha, sample_weight)
+        step_coefs = step.coefs()
+        for i, c in enumerate(step_coefs):
+            self.coefs_[i] = c
+        return loss, step.grad.copy()
+
+    def _is_classifier(self) -> bool:
+        return False
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
 
-try:  # scikit-learn's own bases when it is installed: tags, clone, HTML repr, checks
-    from sklearn.base import BaseEstimator, ClassifierMixin
-
-    _BASES: tuple[type, ...] = (ClassifierMixin, BaseEstimator)
-except ImportError:  # pragma: no cover - exercised by a test that blocks the import
-    _BASES = (_Params,)
-
-
-class MLPClassifier(*_BASES):  # type: ignore[misc]
-    """A multi-layer perceptron classifier trained with hand-derived gradients.
-
+_CONSTRUCTOR_DOC = """
     Parameters
     ----------
-    hidden_layer_sizes : sequence of int
+    hidden_layer_sizes : array-like of int, default=(100,)
         Units of each hidden layer.
-    activation : {"relu", "tanh", "logistic", "identity"}
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Hidden activation.
-    solver : {"adam", "sgd"}
-        "sgd" uses ``momentum`` (0 for plain SGD) with ``nesterovs_momentum``.
-    alpha : float
-        L2 penalty, alpha / 2 * sum(w^2) / batch rows.
-    batch_size : int or "auto"
-        Rows per step; "auto" is min(200, n_samples). Larger than the data:
-        clipped, with a warning (as scikit-learn does).
-    learning_rate_init : float
-    max_iter : int
-        Most epochs.
-    shuffle : bool
-        Reshuffle the rows every epoch.
-    random_state : int or None
-        Seeds the initial weights, the row order and the validation split;
-        None draws a fresh seed at every fit.
-    tol, n_iter_no_change : float, int
-        Stop when the training loss (or, with ``early_stopping``, the
-        validation accuracy) has not improved by ``tol`` for more than
-        ``n_iter_no_change`` epochs.
-    momentum, nesterovs_momentum : float, bool
-    early_stopping : bool
-        Hold out ``validation_fraction`` of the rows (stratified), score them
-        after every epoch, stop on the rule above, keep the best weights.
-    validation_fraction : float
-    beta_1, beta_2, epsilon : float
+    solver : {"lbfgs", "sgd", "adam"}, default="adam"
+        "sgd" and "adam" as scikit-learn's stochastic solvers; "lbfgs" is
+        SciPy's L-BFGS-B on the loss and its hand-derived gradient (on JAX:
+        the gradient from the JAX derivation, the optimizer SciPy's).
+    alpha : float, default=1e-4
+        L2 strength: the loss adds ``0.5 * alpha * sum(W^2) / n_batch``.
+    batch_size : int or "auto", default="auto"
+        Rows per step; "auto" is min(200, n_samples); larger than the data:
+        clipped, with a warning.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        "sgd" only: constant; ``learning_rate_init / (t + 1) ** power_t``
+        after each epoch (t: samples seen); or divided by 5 each time the
+        no-improvement rule fires.
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Most epochs (stochastic solvers) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Reshuffle the rows each epoch (stochastic solvers).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the validation split and the shuffles.
+    tol : float, default=1e-4
+    verbose : bool or int, default=False
+    warm_start : bool, default=False
+        Start from the previous fit's weights (and, for a classifier, its
+        classes).
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, score them each epoch,
+        stop after ``n_iter_no_change`` epochs without an improvement of
+        ``tol`` and keep the best weights.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
         Adam's parameters.
-    verbose : bool
-        Print the loss of every epoch.
-    backend : {"numpy", "jax"}
-    dtype : {"float64", "float32"}
-    devices : None, int, "all" or sequence of jax.Device
-        JAX only: data-parallel training (see :func:`backprop.train_mlp`).
+    n_iter_no_change : int or np.inf, default=10
+    max_fun : int, default=15000
+        Most loss evaluations of "lbfgs".
+    backend : {"numpy", "jax"}, default="numpy"
+    dtype : {None, "float32", "float64"}, default=None
+        None: float32 input trains in float32, other input in float64.
+    devices : None, int, "all" or sequence of jax.Device, default=None
+        JAX only: split every batch over these devices (data parallel).
+        Survives ``clone`` and pickling (pickles store the device ids).
 
     Attributes
     ----------
-    classes_ : ndarray (n_classes,)
-        The labels seen in ``fit``, sorted; any hashable, sortable labels.
     coefs_, intercepts_ : list of ndarray
-        Each layer's weights (D_in, D_out) and biases (D_out,).
+        Each layer's weights (fan_in, fan_out) and biases (fan_out,).
+    loss_ : float
     loss_curve_ : list of float
-        Training loss per epoch (scikit-learn's definition).
-    n_iter_ : int
-        Epochs run.
+        Per epoch, the batch losses weighted by batch size (stochastic solvers).
+    best_loss_ : float or None
     validation_scores_, best_validation_score_ : list, float or None
         With ``early_stopping``.
-    best_loss_ : float or None
-    n_features_in_, n_outputs_, n_layers_, out_activation_ :
-        As in scikit-learn.
-    result_ : MLPResult
-        The full training record.
+    t_ : int
+        Samples seen by the stochastic solvers.
+    n_iter_, n_layers_, n_outputs_ : int
+    out_activation_ : str
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        When X has string column names.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc,valid-type]
+    __doc__ = (
+        """A multi-layer perceptron classifier: scikit-learn's, with hand-derived gradients.
+
+    Log loss with a softmax output (multiclass), a logistic output (binary,
+    and one per label for multilabel y). ``classes_`` holds the labels.
     """
+        + _CONSTRUCTOR_DOC
+    )
 
     def __init__(
         self,
-        hidden_layer_sizes: Sequence[int] = (100,),
+        hidden_layer_sizes: Any = (100,),
         activation: str = "relu",
         *,
         solver: str = "adam",
         alpha: float = 0.0001,
-        batch_size: int | str = "auto",
+        batch_size: Any = "auto",
+        learning_rate: str = "constant",
         learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
         max_iter: int = 200,
         shuffle: bool = True,
-        random_state: int | None = None,
+        random_state: Any = None,
         tol: float = 1e-4,
-        verbose: bool = False,
+        verbose: Any = False,
+        warm_start: bool = False,
         momentum: float = 0.9,
         nesterovs_momentum: bool = True,
         early_stopping: bool = False,
@@ -166,9 +615,10 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: Any = 10,
+        max_fun: int = 15000,
         backend: str = "numpy",
-        dtype: str = "float64",
+        dtype: Any = None,
         devices: Any = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -176,12 +626,15 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
         self.tol = tol
         self.verbose = verbose
+        self.warm_start = warm_start
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
@@ -190,216 +643,208 @@ class MLPClassifier(*_BASES):  # type: ignore[misc]
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.backend = backend
         self.dtype = dtype
         self.devices = devices
 
-    def fit(self, X: Any, y: Any) -> MLPClassifier:
-        """Train on X (n_samples, n_features) and labels y (n_samples,); returns self."""
-        dt = check_dtype(self.dtype)
-        check_backend(self.backend)
-        X = check_array("X", X, dt, ndim=2)
-        if X.shape[0] < 1 or X.shape[1] < 1:
-            raise ValueError(f"X must have shape (n_samples, n_features), got {X.shape}")
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"y must be a 1-D array of {X.shape[0]} labels (one per row of X), got shape "
-                f"{y.shape}"
-            )
-        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise ValueError("y holds NaN or infinite labels")
-        try:
-            classes, labels = np.unique(y, return_inverse=True)
-        except TypeError:  # labels that cannot be sorted together, such as 1 and "a"
-            kinds = sorted({type(v).__name__ for v in y.ravel().tolist()})
-            raise TypeError(
-                f"y must hold labels of one sortable kind (all numbers or all strings), got a "
-                f"mix of {', '.join(kinds)}"
-            ) from None
-        if classes.shape[0] < 2:
-            raise ValueError(
-                f"y must hold at least 2 classes to learn from, got {classes.tolist()}"
-            )
-        seed = self._seed()
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
-        X_train, y_train, validation = X, labels, None
-        if self.early_stopping:
-            X_train, y_train, X_val, y_val = _stratified_split(
-                X, labels, self._validation_fraction(), seed
-            )
-            validation = (X_val, y_val)
-        settings = self._settings(X_train.shape[0])
-        binary = classes.shape[0] == 2
-        sizes = [X.shape[1], *settings.pop("hidden"), 1 if binary else classes.shape[0]]
-        check_memory(sizes, settings["batch_size"], dt.itemsize)  # before _init draws them
-        init = self._init(sizes, seed, dt)
-        progress = _print_epoch if self.verbose else None
-        result = train_mlp(
-            sizes,
-            X_train,
-            y_train,
-            output="sigmoid" if binary else "softmax",
-            init=init,
-            seed=seed,
-            validation=validation,
-            progress=progress,
-            backend=self.backend,
-            dtype=dt.name,
-            devices=self.devices,
-            **settings,
-        )
-        self.classes_ = classes
-        self.result_ = result
-        self.coefs_ = [np.asarray(layer.w) for layer in result.params]
-        self.intercepts_ = [np.asarray(layer.b) for layer in result.params]
-        self.n_iter_ = result.epochs
-        self.loss_curve_ = [float(v) for v in result.losses]
-        self.loss_ = self.loss_curve_[-1]
-        self.n_features_in_ = X.shape[1]
-        self.n_outputs_ = sizes[-1]
-        self.n_layers_ = len(sizes)
-        self.out_activation_ = "logistic" if binary else "softmax"
-        if self.early_stopping:
-            scores = result.val_accuracies
-            self.validation_scores_ = [float(v) for v in scores]  # type: ignore[union-attr]
-            self.best_validation_score_ = max(self.validation_scores_)
-            self.best_loss_ = None
-        else:
-            self.validation_scores_ = self.best_validation_score_ = None
-            self.best_loss_ = float(np.min(result.losses))
-        if not result.stopped_early and self.verbose:
-            print(f"Stopping: maximum iterations ({self.max_iter}) reached.")
-        return self
+    loss = "log_loss"  # scikit-learn's MLPClassifier fixes its loss
 
-    def _settings(self, n_samples: int) -> dict[str, Any]:
-        """train_mlp's keyword arguments from the constructor's, each checked."""
-        hidden = self.hidden_layer_sizes
-        if isinstance(hidden, (int, np.integer)):
-            hidden = (hidden,)
-        if not isinstance(hidden, Sequence) or isinstance(hidden, str):
-            raise ValueError(f"hidden_layer_sizes must be a sequence of ints, got {hidden!r}")
-        hidden = [check_positive_int("each of hidden_layer_sizes", h) for h in hidden]
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
-            )
-        if self.solver not in SOLVERS:
-            raise ValueError(
-                f"solver must be one of {', '.join(SOLVERS)} (this library has no 'lbfgs'), "
-                f"got {self.solver!r}"
-            )
-        if self.batch_size == "auto":
-            batch = min(200, n_samples)
+    def _is_classifier(self) -> bool:
+        return True
+
+    def _output_activation(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any]:
+        X, y = compat.validate_X_y(self, X, y, reset=reset, y_numeric=False)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = compat.column_or_1d(y)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = compat.LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
         else:
-            batch = check_positive_int("batch_size", self.batch_size)
-            if batch > n_samples:
-                warnings.warn(
-                    f"batch_size {batch} is larger than the {n_samples} samples: clipped",
-                    UserWarning,
-                    stacklevel=3,
+            classes = compat.unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-                batch = n_samples
-        momentum = self.momentum
-        optimizer = "adam" if self.solver == "adam" else ("momentum" if momentum else "sgd")
-        return {
-            "hidden": hidden,
-            "activation": ACTIVATIONS[self.activation],
-            "optimizer": optimizer,
-            "lr": self.learning_rate_init,
-            "epochs": self.max_iter,
-            "batch_size": batch,
-            "shuffle": self.shuffle,
-            "momentum": momentum if optimizer == "momentum" else 0.9,
-            "nesterov": self.nesterovs_momentum if optimizer == "momentum" else False,
-            "beta1": self.beta_1,
-            "beta2": self.beta_2,
-            "eps": self.epsilon,
-            "alpha": self.alpha,
-            "early_stopping": True,
-            "monitor": "val_accuracy" if self.early_stopping else "loss",
-            "patience": self.n_iter_no_change,
-            "tol": self.tol,
-        }
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
 
-    def _seed(self) -> int:
-        seed = self.random_state
-        if seed is None:
-            return int(np.random.default_rng().integers(2**31))
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"random_state must be None or an integer >= 0, got {seed!r}")
-        return int(seed)
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> Any:
+        """One epoch over X, y (stochastic solvers only); ``classes`` on the first call.
 
-    def _validation_fraction(self) -> float:
-        f = self.validation_fraction
-        if not (isinstance(f, (float, np.floating)) and 0.0 < f < 1.0):
-            raise ValueError(f"validation_fraction must be a float in (0, 1), got {f!r}")
-        return f
-
-    def _init(self, sizes: list[int], seed: int, dt: np.dtype) -> tuple[Layer, ...]:
-        """Glorot-uniform weights and biases, as scikit-learn draws them (its bounds, our RNG).
-
-        U(-r, r) with r = sqrt(6 / (fan_in + fan_out)), or sqrt(2 / ...) for
-        the logistic activation.
+        Parameters
+        ----------
+        X : array or sparse matrix (n_samples, n_features)
+        y : array (n_samples,) or indicator matrix (n_samples, n_labels)
+        sample_weight : array (n_samples,), optional
+        classes : array (n_classes,)
+            Every class of the whole data, required on the first call.
         """
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        rng = np.random.default_rng(seed)
-        layers = []
-        for d_in, d_out in itertools.pairwise(sizes):
-            r = np.sqrt(factor / (d_in + d_out))
-            w = rng.uniform(-r, r, (d_in, d_out)).astype(dt)
-            b = rng.uniform(-r, r, d_out).astype(dt)
-            layers.append(Layer(w, b))
-        return tuple(layers)
+        self._validate_all_params()
+        if compat.partial_fit_first_call(self, classes):
+            self._label_binarizer = compat.LabelBinarizer()
+            if compat.type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "coefs_"):
-            try:
-                from sklearn.exceptions import NotFittedError
-            except ImportError:  # pragma: no cover
-                NotFittedError = RuntimeError
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet: call fit(X, y) first"
-            )
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted classes (n_samples,), or an indicator matrix for multilabel y."""
+        compat.check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        return self._score_with_function(X, y, sample_weight, compat.accuracy_score)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
-        self._check_fitted()
-        dt = np.dtype(self.coefs_[0].dtype)
-        X = check_array("X", X, dt, ndim=2)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but this classifier was fitted with "
-                f"{self.n_features_in_}"
-            )
-        params = tuple(Layer(w, b) for w, b in zip(self.coefs_, self.intercepts_, strict=True))
-        net = self.result_.net
-        p = predict(params, X, make_net(net.sizes, net.activations, net.output))
-        if p.shape[1] == 1:
-            return np.hstack([1 - p, p])
-        return p
+        compat.check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """``log(predict_proba(X))`` (n_samples, n_classes)."""
+        y_prob = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc,valid-type]
+    __doc__ = """A multi-layer perceptron regressor: scikit-learn's, with hand-derived gradients.
+
+    ``loss="squared_error"``: identity output, loss ``0.5 *`` the mean squared
+    error; ``loss="poisson"``: exponential output, half the Poisson deviance.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+    """ + _CONSTRUCTOR_DOC.split("Parameters\n    ----------\n", 1)[1]
+
+    def __init__(
+        self,
+        loss: str = "squared_error",
+        hidden_layer_sizes: Any = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: Any = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: Any = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: Any = 10,
+        max_fun: int = 15000,
+        backend: str = "numpy",
+        dtype: Any = None,
+        devices: Any = None,
+    ) -> None:
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.dtype = dtype
+        self.devices = devices
+
+    _parameter_constraints: dict = compat.parameter_constraints(regressor=True)
+
+    def _output_activation(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any]:
+        X, y = compat.validate_X_y(self, X, y, reset=reset, y_numeric=True)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = compat.column_or_1d(y)
+        return X, y
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """One epoch over X, y (stochastic solvers only)."""
+        self._validate_all_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X: Any) -> np.ndarray:
-        """The most probable class of each row, (n_samples,), from ``classes_``."""
-        self._check_fitted()
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """Predictions (n_samples,) or (n_samples, n_outputs)."""
+        compat.check_is_fitted(self)
+        return self._predict(X)
 
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Mean accuracy of ``predict(X)`` against y (optionally weighted)."""
-        predicted = self.predict(X)
-        y = np.asarray(y)
-        if y.shape != predicted.shape:  # (N, 1) against (N,) would broadcast to (N, N)
-            raise ValueError(
-                f"y must be a 1-D array of {predicted.shape[0]} labels (one per row of X), got "
-                f"shape {y.shape}"
-            )
-        hits = predicted == y
-        return float(np.average(hits, weights=sample_weight))
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        return self._score_with_function(X, y, sample_weight, compat.r2_score)
 
 
-def _print_epoch(epoch: int, loss: float) -> None:
-    print(f"Iteration {epoch}, loss = {loss:.8f}")
+def _only_stochastic(cls: type) -> None:
+    """``partial_fit`` exists only for the stochastic solvers (``hasattr`` is False for lbfgs)."""
+    compat.make_available_if(cls, "partial_fit", lambda est: est._check_solver())
+
+
+_only_stochastic(MLPClassifier)  # scikit-learn's regressor keeps partial_fit for every solver
+
+# --- kept for the command line (backprop.cli's --early-stopping) ----------------------------
 
 
 def _stratified_split(
@@ -422,3 +867,6 @@ def _stratified_split(
     if val.shape[0] < 2:
         raise ValueError("the validation set is too small: increase validation_fraction")
     return X[train], labels[train], X[val], labels[val]
+
+
+__all__ = ["ConvergenceWarning", "MLPClassifier", "MLPRegressor", "NotFittedError"]

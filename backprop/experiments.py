@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from backprop._validate import take_renamed
 from backprop.data import truth_table, xor_blobs
-from backprop.io import load_params, save_params
 from backprop.kernels import get_backend
-from backprop.nets import init_params, loss_and_grads, make_net, predict
+from backprop.model import load_model
+from backprop.model import save as save_model
+from backprop.nets import Net, init_params, loss_and_grads, make_net, predict
 from backprop.perceptron import PerceptronResult, perceptron_rule
 from backprop.train import MLPResult, train_mlp
 
@@ -35,6 +35,17 @@ SIZES = {
     "blobs": [2, 5, 1],
 }
 Printer = Callable[..., Any]
+
+
+def experiment_net(name: str, activation: str = "sigmoid") -> Net:
+    """The network experiment ``name`` trains (``activation``: deep's hidden activation)."""
+    if name not in SIZES:
+        raise ValueError(f"name must be one of {', '.join(SIZES)}, got {name!r}")
+    if name == "deep":
+        return make_net(SIZES[name], activation, "sigmoid")
+    if name == "blobs":
+        return make_net(SIZES[name], "relu", "sigmoid")
+    return make_net(SIZES[name], output="identity" if name == "linear-mse" else "sigmoid")
 
 
 def _history(out: Printer, r: MLPResult, every: int, verbose: bool) -> None:
@@ -122,16 +133,10 @@ def deep_stack(
     progress: Any = None,
     out: Printer = print,
     verbose: bool = False,
-    **deprecated: Any,
 ) -> MLPResult:
     """Experiment 5: a 2-64-32-16-1 stack on XOR; per-layer gradient norms show why
     sigmoid stacks sit on the ln 2 plateau (vanishing gradients) and ReLU ones do not.
-
-    ``hidden=`` is the deprecated name of ``activation``.
     """
-    activation = take_renamed(
-        "deep_stack", deprecated, {"hidden": "activation"}, {"activation": activation}
-    )["activation"]
     X, y = truth_table("xor", dtype)
     sizes = SIZES["deep"]
     r = train_mlp(
@@ -176,21 +181,15 @@ def perceptron(
     epochs: int = 100,
     exact: bool = False,
     out: Printer = print,
-    **deprecated: Any,
+    verbose: bool = False,
 ) -> PerceptronResult:
     """Experiment 6: Rosenblatt's rule with a step unit and a -1 bias input.
 
-    ``eta=`` and ``max_passes=`` are the deprecated names of ``lr`` and
-    ``epochs``. ``exact=True`` runs the rule in exact decimal arithmetic, as
-    the notes computed it by hand.
+    ``exact=True`` runs the rule in exact decimal arithmetic, as the notes
+    computed it by hand. Prints the first 10 passes, or every pass with
+    ``verbose``. It trains no network: ``backend``, ``seed``, ``dtype``,
+    files and plots do not apply.
     """
-    values = take_renamed(
-        "perceptron",
-        deprecated,
-        {"eta": "lr", "max_passes": "epochs"},
-        {"lr": lr, "epochs": epochs},
-    )
-    lr, epochs = values["lr"], values["epochs"]
     X, y = truth_table(gate, "float64")
     r = perceptron_rule(X, y, w0=w0, lr=lr, epochs=epochs, exact=exact)
     arithmetic = "exact decimals" if exact else "float64"
@@ -199,8 +198,8 @@ def perceptron(
         f"{arithmetic} =="
     )
     for p, (w, m) in enumerate(zip(r.history[1:], r.mistakes, strict=True), start=1):
-        out(f"pass {p:>3}: {m} mistakes, weights {np.round(w, 4).tolist()}")
-        if p >= 10 and not r.converged:
+        out(f"pass {p:>3}: {_mistakes(m)}, weights {np.round(w, 4).tolist()}")
+        if p >= 10 and not verbose and p < r.passes:
             out(f"... ({r.passes - p} more passes)")
             break
     out(f"outputs {r.predict(X).astype(int).tolist()}, targets {y[:, 0].astype(int).tolist()}")
@@ -208,6 +207,10 @@ def perceptron(
     if not exact and r.converged and r.rounding_note:
         out(r.rounding_note)
     return r
+
+
+def _mistakes(n: int) -> str:
+    return f"{n} mistake" if n == 1 else f"{n} mistakes"
 
 
 def linear_mse(
@@ -271,9 +274,10 @@ def blobs(
 ) -> dict[str, Any]:
     """Experiment 9: four Gaussian blobs, a 2-5-1 ReLU/sigmoid net, BCE, SGD.
 
-    Prints the test loss before and after training, saves the weights
-    (``save`` or a temporary file), loads them into a fresh model and
-    predicts the probability that (-1, 1) has label 1.
+    Prints the test loss before and after training, saves the model
+    (``save`` or a temporary file; a model file, see :func:`backprop.save`),
+    loads it into a fresh model and predicts the probability that (-1, 1)
+    has label 1.
     """
     import tempfile
 
@@ -303,12 +307,12 @@ def blobs(
     out(f"test loss before training {before:.4f}, after {after:.4f}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(save) if save else Path(tmp) / "blobs.npz"
-        save_params(path, r.params)
-        loaded = load_params(path, sizes, dtype=r.params[0].w.dtype)
+        save_model(r, path, classes=[0, 1], training={"lr": lr, "epochs": epochs, "seed": seed})
+        loaded = load_model(path)
         out(f"saved to {path if save else 'a temporary file'}, loaded into a fresh model")
     point = np.array([[-1.0, 1.0]], dtype=r.params[0].w.dtype)
-    prob = float(predict(loaded, point, net)[0, 0])
-    same = bool(np.array_equal(predict(loaded, Xte, net), predict(r.params, Xte, net)))
+    prob = float(loaded.predict_proba(point)[0, 1])
+    same = bool(np.array_equal(loaded.output(Xte), predict(r.params, Xte, net)))
     out(f"P(label 1 | (-1, 1)) = {prob:.4f}; the loaded model predicts as the trained one: {same}")
     out("conclusion: a small ReLU network separates the XOR-like blobs that no line can.")
     return {

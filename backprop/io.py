@@ -11,6 +11,15 @@ Concurrent writers to one target each use their own temporary file; the last
 rename wins and the file is always whole. A temporary file left by a killed
 writer is removed by the next save to the same target.
 
+A model file (:func:`backprop.save`) adds one JSON member, ``model.json``,
+describing the network (see :mod:`backprop.model`); ``np.load`` lists it
+as a plain member and reads the arrays as before.
+
+Saving over a symbolic link writes the file the link points to (the link
+stays). Saving over an existing file keeps its permission bits. A file with
+several hard links is replaced by a new file under this one name: the other
+names keep the old contents (the price of an atomic write).
+
 Loading trusts nothing in the file: it checks the zip's member names, then
 every member's ``.npy`` header (shape, dtype, byte count) against the model,
 and only then reads the data, so a small file that declares a huge array
@@ -22,14 +31,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import json
 import math
 import os
 import re
+import stat
 import tempfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -44,10 +55,13 @@ except ImportError:  # Windows: no flock, so stale temporary files are left alon
 
 __all__ = ["load_params", "save_params"]
 
+METADATA_MEMBER = "model.json"
+"""The zip member holding a model file's JSON description."""
+_MAX_METADATA = 1 << 20  # bytes; a description is a few kB
+
 _FLOAT_DTYPES = ("float32", "float64")
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
-_READ_CHUNK = 1 << 24
 _NOT_NPZ = "is not a readable .npz file (expected a zip of .npy arrays, as save_params writes)"
 
 
@@ -60,9 +74,11 @@ def save_params(path: str | os.PathLike[str], params: Sequence[Layer]) -> Path:
     than converted, since the loader accepts only float32/float64 and a
     silent conversion would save something other than what was passed.
 
-    The new file gets mode ``0o666 & ~umask``, like any file the user
-    creates. Temporary files ``.{name}.{pid}.{random}.tmp`` that a killed
-    writer left next to the target are removed first.
+    A new file gets mode ``0o666 & ~umask``, like any file the user
+    creates; saving over an existing file keeps its mode; saving over a
+    symbolic link writes the file it points to. Temporary files
+    ``.{name}.{pid}.{random}.tmp`` that a killed writer left next to the
+    target are removed first.
 
     Parameters
     ----------
@@ -94,14 +110,37 @@ def save_params(path: str | os.PathLike[str], params: Sequence[Layer]) -> Path:
         target is a directory, disk full); the message names the target.
         The old file, if any, is left as it was.
     """
+    path = _check_npz_path(path)
+    return _save_npz(path, _arrays_to_save(params))
+
+
+def _check_npz_path(path: Any) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"path must end in .npz, got {str(path)!r}")
-    arrays = _arrays_to_save(params)
+    return path
+
+
+def _save_npz(
+    path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write ``arrays`` (and ``metadata`` as ``model.json``) to ``path`` atomically.
+
+    A symbolic link is followed: the file it points to is replaced, the link
+    kept. An existing file's permission bits are kept.
+    """
+    shown = path
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     if path.is_dir():
         raise IsADirectoryError(
-            errno.EISDIR, f"cannot save parameters to {str(path)!r}: it is a directory"
+            errno.EISDIR, f"cannot save parameters to {str(shown)!r}: it is a directory"
         )
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    text = None if metadata is None else json.dumps(metadata, indent=1, allow_nan=False)
     directory = path.parent
     _remove_stale_temps(path)
     try:
@@ -112,13 +151,17 @@ def save_params(path: str | os.PathLike[str], params: Sequence[Layer]) -> Path:
             errno.EACCES: f"no permission to create files in directory {str(directory)!r}",
             errno.EROFS: f"directory {str(directory)!r} is on a read-only file system",
         }.get(exc.errno, exc.strerror or str(exc))
-        raise _save_error(exc, path, why) from exc
+        raise _save_error(exc, shown, why) from exc
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "w+b") as f:
             _write_npz(f, arrays)
+            if text is not None:
+                f.seek(0)
+                with zipfile.ZipFile(f, "a") as zf:
+                    zf.writestr(METADATA_MEMBER, text)
             f.flush()
             os.fsync(f.fileno())
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            os.fchmod(f.fileno(), mode)
             # Renamed while still open, so the lock that marks this file as
             # live is held until it no longer has a temporary name.
             os.replace(tmp, path)
@@ -126,10 +169,10 @@ def save_params(path: str | os.PathLike[str], params: Sequence[Layer]) -> Path:
         with contextlib.suppress(OSError):
             Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise _save_error(exc, path, exc.strerror or str(exc)) from exc
+            raise _save_error(exc, shown, exc.strerror or str(exc)) from exc
         raise
     _fsync_directory(directory)
-    return path
+    return shown
 
 
 def load_params(
@@ -146,8 +189,11 @@ def load_params(
     path : str or os.PathLike
         A ``.npz`` file written by :func:`save_params` (or ``np.savez`` /
         ``np.savez_compressed`` with the same member names).
-    sizes : sequence of int
-        The model's layer widths, e.g. ``[2, 5, 1]``.
+    sizes : sequence of int, or Net
+        The model's layer widths, e.g. ``[2, 5, 1]``, or its :class:`Net`.
+        When the file describes its network (a model file written by
+        :func:`backprop.save`), a network with other sizes (or, given a
+        ``Net``, other activations or head) is refused, describing both.
     dtype : dtype-like, optional
         Required dtype, float32 or float64; None accepts either.
 
@@ -172,9 +218,50 @@ def load_params(
         byte count that disagrees with its header. The message names the
         file and what was expected.
     """
-    path = Path(path)
-    widths, expected = _expected_shapes(sizes)
+    from backprop.nets import Net
+
+    net = sizes if isinstance(sizes, Net) else None
+    widths, expected = _expected_shapes(net.sizes if net is not None else sizes)
     want = _check_dtype_argument(dtype)
+
+    def plan(metadata: dict[str, Any] | None, where: str) -> _Plan:
+        if metadata is not None:
+            from backprop.model import describe_file_net
+
+            held, text = describe_file_net(metadata, where)
+            if list(held.sizes) != widths or (
+                net is not None and (held.activations, held.output) != (net.activations, net.output)
+            ):
+                wanted = str(net) if net is not None else f"sizes {widths}"
+                raise ValueError(f"{where} holds a {text} network; the model here is {wanted}")
+        return _Plan(expected, {"mean": (widths[0],), "scale": (widths[0],)}, str(widths))
+
+    _, arrays = read_npz(path, plan, want)
+    n = len(widths) - 1
+    return tuple(Layer(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n))
+
+
+class _Plan(NamedTuple):
+    """What a file must hold: array shapes, optional extra arrays, the model's description."""
+
+    expected: dict[str, tuple[int, ...]]
+    optional: dict[str, tuple[int, ...]]
+    description: str
+
+
+def read_npz(
+    path: str | os.PathLike[str],
+    plan: Callable[[dict[str, Any] | None, str], _Plan],
+    want: np.dtype | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:
+    """Read a ``.npz`` file's JSON description (if any) and arrays, checked before reading.
+
+    ``plan(metadata, where)`` returns what the file must hold, given its
+    description (None for a weights-only file) and the quoted file name for
+    messages; it raises ``ValueError`` for a description it refuses. Every
+    ``.npy`` header is checked against the plan before any array is read.
+    """
+    path = Path(path)
     where = repr(str(path))
     try:
         f = open(path, "rb")
@@ -195,11 +282,14 @@ def load_params(
         f.seek(0)
         try:
             with zipfile.ZipFile(f) as zf:
-                members = _members(zf, where, widths, expected)
+                metadata = _read_metadata(zf, where)
+                p = plan(metadata, where)
+                members = _members(zf, where, p)
                 # Every header is checked before any member's data is read.
                 headers = {name: _read_header(zf, info, where) for name, info in members.items()}
                 for name, header in headers.items():
-                    _check_header(header, members[name], expected[name], want, where, name)
+                    shape = {**p.optional, **p.expected}[name]
+                    _check_header(header, members[name], shape, want, where, name)
                 arrays = {
                     name: _read_data(zf, members[name], h, where) for name, h in headers.items()
                 }
@@ -214,8 +304,29 @@ def load_params(
             # RuntimeError: an encrypted member; NotImplementedError: an
             # unsupported compression method; OSError: a bad seek offset.
             raise ValueError(f"{where} {_NOT_NPZ}: truncated or corrupt: {exc}") from exc
-    n = len(widths) - 1
-    return tuple(Layer(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(n))
+    return metadata, arrays
+
+
+def _read_metadata(zf: zipfile.ZipFile, where: str) -> dict[str, Any] | None:
+    """The ``model.json`` member as a dict, size checked before reading; None if absent."""
+    try:
+        info = zf.getinfo(METADATA_MEMBER)
+    except KeyError:
+        return None
+    if info.file_size > _MAX_METADATA:
+        raise ValueError(
+            f"{where}: its {METADATA_MEMBER} declares {info.file_size} bytes, more than a "
+            f"model description needs (at most {_MAX_METADATA})"
+        )
+    with zf.open(info) as stream:
+        raw = stream.read(_MAX_METADATA + 1)
+    try:
+        metadata = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{where}: its {METADATA_MEMBER} is not valid JSON: {exc}") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{where}: its {METADATA_MEMBER} is not a JSON object")
+    return metadata
 
 
 # -- saving ------------------------------------------------------------------
@@ -434,24 +545,23 @@ def _check_dtype_argument(dtype: Any) -> np.dtype | None:
     return want
 
 
-def _members(
-    zf: zipfile.ZipFile, where: str, widths: list[int], expected: dict[str, Any]
-) -> dict[str, zipfile.ZipInfo]:
-    """The zip's members by array name, checked to be exactly the model's arrays."""
-    names = zf.namelist()
+def _members(zf: zipfile.ZipFile, where: str, plan: _Plan) -> dict[str, zipfile.ZipInfo]:
+    """The zip's array members by name, checked to be the model's arrays (and optional ones)."""
+    names = [n for n in zf.namelist() if n != METADATA_MEMBER]
     not_npy = [n for n in names if not n.endswith(".npy")]
     if not_npy:
         raise ValueError(
             f"{where} {_NOT_NPZ}: it holds members that are not .npy arrays: {sorted(not_npy)}"
         )
-    if len(set(names)) != len(names):
+    if len(set(zf.namelist())) != len(zf.namelist()):
         raise ValueError(f"{where} {_NOT_NPZ}: it holds a member name twice")
     arrays = {n.removesuffix(".npy") for n in names}
-    if arrays != set(expected):
+    if not set(plan.expected) <= arrays <= set(plan.expected) | set(plan.optional):
         raise ValueError(
-            f"{where} holds arrays {sorted(arrays)}, the model {widths} needs {sorted(expected)}"
+            f"{where} holds arrays {sorted(arrays)}, the model {plan.description} needs "
+            f"{sorted(plan.expected)}"
         )
-    return {name: zf.getinfo(f"{name}.npy") for name in expected}
+    return {name: zf.getinfo(f"{name}.npy") for name in sorted(arrays)}
 
 
 def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> _Header:
@@ -500,23 +610,19 @@ def _check_header(
 
 
 def _read_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, header: _Header, where: str) -> Any:
-    nbytes = info.file_size - header.size
-    # Read into a preallocated buffer in chunks: np.lib.format.read_array
-    # would also do, but this holds at most one chunk beside the result.
-    buf = np.empty(nbytes, dtype=np.uint8)
+    # NumPy's own reader, once the header has been checked against the model:
+    # it reads into the preallocated result in chunks of 256 KiB, never
+    # unpickles (allow_pickle=False) and raises on data that ends early.
     with zf.open(info) as stream:
-        stream.read(header.size)
-        got = 0
-        while got < nbytes:
-            chunk = stream.read(min(_READ_CHUNK, nbytes - got))
-            if not chunk:
-                break
-            buf[got : got + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-            got += len(chunk)
+        try:
+            a = np.lib.format.read_array(stream, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{where}: member {info.filename}: {exc}") from exc
         # Reading to the end is what makes zipfile check the member's CRC.
-        if got != nbytes or stream.read(1):
-            raise ValueError(f"{where}: member {info.filename} ends after {got} of {nbytes} bytes")
-    a = buf.view(header.dtype).reshape(header.shape, order="F" if header.fortran_order else "C")
+        if stream.read(1):
+            raise ValueError(f"{where}: member {info.filename} holds bytes after its array")
+    if a.shape != header.shape or a.dtype != header.dtype:  # pragma: no cover - same header
+        raise ValueError(f"{where}: member {info.filename} changed while it was read")
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
     return a

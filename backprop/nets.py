@@ -12,8 +12,11 @@ output                loss                kernel (d loss / dz)
 ``"identity"``        ``"mse"``           ``mse`` (2 (z - y))
 ====================  ==================  =====================================
 
-each times the row's weight (1/N for the mean). Parameters are a tuple of
-:class:`Layer` (``w`` (D_in, D_out), ``b`` (D_out,)), a JAX pytree.
+each times the row's weight (1/N for the mean). The activations and heads
+are read from their declarations (:mod:`backprop.kernels.registry`), so a
+kernel registered with :func:`backprop.register_activation` works here like
+the library's own. Parameters are a tuple of :class:`Layer` (``w``
+(D_in, D_out), ``b`` (D_out,)), a JAX pytree.
 
 :func:`loss_and_grads` is the derivation every network except the notes'
 2-H-1 loop uses (that one is written out in :mod:`backprop.xor`): the forward
@@ -33,21 +36,34 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from backprop.kernels import KERNELS, Backend
+from backprop.kernels import Backend, registry
+from backprop.kernels.spec import Head
 
-HEADS: dict[str, tuple[str, str]] = {
-    "sigmoid": ("bce", "bce_with_logits"),
-    "softmax": ("cross_entropy", "softmax_cross_entropy"),
-    "identity": ("mse", "mse"),
-}
-"""Output activation -> (loss name, fused loss kernel on the logits)."""
 
-ACTIVATIONS = tuple(
-    name
-    for name, spec in KERNELS.items()
-    if spec.family == "activation" and spec.backward is not None
-)
-"""Hidden activations: every registered activation kernel with a backward."""
+class _Names(Sequence[str]):
+    """A live, read-only list of names, read from the registry at each use."""
+
+    def __init__(self, read: Any, what: str) -> None:
+        self._read, self._what = read, what
+
+    def __getitem__(self, i: Any) -> Any:
+        return tuple(self._read())[i]
+
+    def __len__(self) -> int:
+        return len(tuple(self._read()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in tuple(self._read())
+
+    def __repr__(self) -> str:
+        return f"{self._what}{tuple(self._read())!r}"
+
+
+ACTIVATIONS = _Names(registry.activations, "activations")
+"""Hidden activations: every registered activation kernel with a backward (a live view)."""
+
+HEADS = registry.HEADS
+"""Output heads by name (:class:`~backprop.kernels.spec.Head`), fused with their losses."""
 
 INITS = ("uniform", "normal", "glorot")
 
@@ -71,9 +87,14 @@ class Net:
     output: str
 
     @property
+    def head(self) -> Head:
+        """The output head's declaration."""
+        return registry.head(self.output)
+
+    @property
     def loss(self) -> str:
         """The loss the output head trains with ("bce", "cross_entropy" or "mse")."""
-        return HEADS[self.output][0]
+        return self.head.loss
 
     @property
     def n_layers(self) -> int:
@@ -125,8 +146,8 @@ def make_net(
             f"activation must be a name, or a sequence of names (one per hidden layer), "
             f"got {activation!r}"
         )
-    if isinstance(activation, str) and activation not in ACTIVATIONS:  # used or not
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    if isinstance(activation, str):
+        registry.activation(activation)  # raises listing the valid names, used or not
     acts = (activation,) * n_hidden if isinstance(activation, str) else tuple(activation)
     if len(acts) != n_hidden:
         raise ValueError(
@@ -134,17 +155,17 @@ def make_net(
             f"sizes {list(sizes)}), got {list(acts)}"
         )
     for a in acts:
-        if a not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {a!r}")
-    if not isinstance(output, str) or output not in HEADS:
-        raise ValueError(f"output must be one of {', '.join(HEADS)}, got {output!r}")
-    if loss is not None and loss != HEADS[output][0]:
-        pairs = ", ".join(f"{o!r} with {loss_!r}" for o, (loss_, _) in HEADS.items())
+        registry.activation(a)
+    head = registry.head(output)
+    if loss is not None and loss != head.loss:
+        pairs = ", ".join(f"{o!r} with {h.loss!r}" for o, h in HEADS.items())
         raise ValueError(
             f"loss {loss!r} does not go with output {output!r}; the heads are: {pairs}"
         )
-    if output == "softmax" and sizes[-1] < 2:
-        raise ValueError(f"a softmax output needs at least 2 units, got sizes {list(sizes)}")
+    if sizes[-1] < head.min_units:
+        raise ValueError(
+            f"a {output} output needs at least {head.min_units} units, got sizes {list(sizes)}"
+        )
     return Net(sizes, acts, output)
 
 
@@ -193,7 +214,7 @@ def init_params(
 
 
 def _activation(K: Backend, name: str) -> tuple[Any, Any]:
-    return getattr(K, f"{name}_forward"), getattr(K, f"{name}_backward")
+    return K.pair(name)
 
 
 def forward(K: Backend, params: Sequence[Layer], X: Any, net: Net) -> tuple[Any, list[Any]]:
@@ -230,11 +251,7 @@ def forward(K: Backend, params: Sequence[Layer], X: Any, net: Net) -> tuple[Any,
 
 def head_output(K: Backend, z: Any, net: Net) -> Any:
     """The output activation applied to logits z (N, DL): probabilities, or z itself."""
-    if net.output == "sigmoid":
-        return K.sigmoid_forward(z)[0]
-    if net.output == "softmax":
-        return K.softmax(z)
-    return z
+    return net.head.predict(K.xp, z)
 
 
 def data_loss_and_grads(
@@ -270,9 +287,9 @@ def data_loss_and_grads(
     needs no dX, so ``matmul_backward_weights`` skips that product.
     """
     z, caches = forward(K, params, X, net)
-    loss_kernel = HEADS[net.output][1]
-    loss, c_loss = getattr(K, f"{loss_kernel}_forward")(z, Y, weights)
-    dz = getattr(K, f"{loss_kernel}_backward")(1.0, c_loss)
+    loss_forward, loss_backward = K.pair(net.head.kernel)
+    loss, c_loss = loss_forward(z, Y, weights)
+    dz = loss_backward(1.0, c_loss)
     grads: list[Layer] = []
     for i in reversed(range(len(params))):
         c_mm, c_b, _ = caches[i]
@@ -338,26 +355,40 @@ def add_weight_grads(grads: Sequence[Layer], dws: Sequence[Any]) -> tuple[Layer,
 def correct(xp: Any, z: Any, Y: Any, net: Net) -> Any:
     """Per row, 1.0 where the prediction from logits z (N, DL) matches Y, else 0.0.
 
-    Softmax: the arg-max class. Sigmoid: every output on the right side of
-    1/2 (z > 0). Identity: every output on the right side of 1/2 (0/1
-    targets; for real-valued targets accuracy means nothing).
+    The head's rule: softmax, the arg-max class; sigmoid, every output on
+    the right side of 1/2 (z > 0); identity, every output on the right side
+    of 1/2 (0/1 targets; for real-valued targets accuracy means nothing).
     """
-    if net.output == "softmax":
-        hit = xp.argmax(z, axis=1) == xp.argmax(Y, axis=1)
-    else:
-        threshold = 0.0 if net.output == "sigmoid" else 0.5
-        hit = xp.all((z > threshold) == (Y > 0.5), axis=1)
-    return hit.astype(z.dtype)
+    return net.head.correct(xp, z, Y).astype(z.dtype)
 
 
 def predict(params: Sequence[Layer], X: Any, net: Net, backend: str = "numpy") -> np.ndarray:
     """The network's output for X (N, D0): probabilities for a sigmoid or softmax head.
 
-    Returns a NumPy array (N, DL).
+    Returns a NumPy array (N, DL). ``ValueError`` when ``params`` do not
+    have the shapes ``net.sizes`` gives (describing both).
     """
     from backprop._validate import check_backend
     from backprop.kernels import get_backend
 
     K = get_backend(check_backend(backend))
+    check_params_match(params, net)
     z, _ = forward(K, params, X, net)
     return np.asarray(head_output(K, z, net))
+
+
+def check_params_match(params: Sequence[Layer], net: Net) -> None:
+    """``ValueError`` describing both unless ``params`` has the layer shapes of ``net``."""
+    try:
+        shapes = [(tuple(np.shape(w)), tuple(np.shape(b))) for w, b in params]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"params must be a sequence of (w, b) layers, got {type(params).__name__}"
+        ) from None
+    want = [((a, b), (b,)) for a, b in itertools.pairwise(net.sizes)]
+    if shapes != want:
+        got = ", ".join(f"w{s[0]} b{s[1]}" for s in shapes)
+        raise ValueError(
+            f"params ({got}) do not fit the net {net}, which needs "
+            + ", ".join(f"w{s[0]} b{s[1]}" for s in want)
+        )

@@ -28,7 +28,6 @@ from backprop._validate import (
     check_fits,
     check_number,
     check_positive_int,
-    take_renamed,
 )
 from backprop.kernels import get_backend
 
@@ -94,7 +93,6 @@ def perceptron_rule(
     lr: float = 0.05,
     epochs: int = 100,
     exact: bool = False,
-    **deprecated: Any,
 ) -> PerceptronResult:
     """Train one step unit with the perceptron rule until a pass makes no mistake.
 
@@ -107,10 +105,9 @@ def perceptron_rule(
     w0 : sequence of D + 1 numbers
         Starting (bias, w1, ..., wD); default the notes' (0.3, 0.4, 0.1).
     lr : float
-        The rule's step, > 0 (``eta`` in the notes; ``eta=`` is accepted,
-        deprecated).
+        The rule's step, > 0 (``eta`` in the notes).
     epochs : int
-        Most passes over the rows (``max_passes=`` is the deprecated name).
+        Most passes over the rows.
     exact : bool
         Compute in exact decimal arithmetic instead of float64.
 
@@ -125,13 +122,6 @@ def perceptron_rule(
     loop forever, so the data is not linearly separable - XOR), or after
     ``epochs`` passes.
     """
-    values = take_renamed(
-        "perceptron_rule",
-        deprecated,
-        {"eta": "lr", "max_passes": "epochs"},
-        {"lr": lr, "epochs": epochs},
-    )
-    lr, epochs = values["lr"], values["epochs"]
     X = check_array("X", X, np.dtype("float64"))
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"X must have shape (N, D) with N >= 1, got {X.shape}")
@@ -153,8 +143,9 @@ def perceptron_rule(
         f"epochs={epochs:,} passes, keeping the {w.size} weights of each pass,",
         (epochs + 1) * w.size * (8 + 128),
     )
-    if not isinstance(exact, bool):
+    if not isinstance(exact, (bool, np.bool_)):
         raise ValueError(f"exact must be True or False, got {exact!r}")
+    exact = bool(exact)
 
     def by_hand() -> PerceptronResult:
         try:

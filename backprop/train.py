@@ -9,11 +9,15 @@ One training step, on either backend::
 
 An epoch runs the batches of one pass over the rows (reshuffled every epoch
 from the run's seed unless ``shuffle=False``); a short last batch is a step
-of its own, as in scikit-learn. NumPy runs the epochs in a Python loop of the in-place transcription
-:mod:`backprop.fast.mlp_inplace` (tested against the step above). JAX
-compiles the whole multi-epoch run, minibatches, validation and early
-stopping included, into one ``lax.while_loop``; its minibatches have a fixed
-shape, so a short last batch is padded with rows of weight 0, which change
+of its own, as in scikit-learn. NumPy runs the epochs in a Python loop of
+the in-place transcription :mod:`backprop.fast.mlp_inplace` (tested against
+the step above). JAX compiles the multi-epoch run, minibatches, validation
+and early stopping included, into one ``lax.while_loop`` over the epochs up
+to a bound, and runs it in chunks of about :data:`CHUNK_SECONDS`, the
+carry staying on the devices: between chunks Python reports progress and
+can be interrupted (:class:`TrainingInterrupted`). Both loops share one
+stopping rule, one history and one validation routine. JAX minibatches have
+a fixed shape, so a short last batch is padded with rows of weight 0, which change
 nothing (tested: both backends agree to 1e-10 in float64). The batch order of
 every epoch is drawn up front with NumPy, so both backends see the same
 batches.
@@ -36,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from backprop import nets, optim
-from backprop._jaxrun import compile_and_run
 from backprop._validate import (
     check_backend,
     check_count,
@@ -48,7 +51,6 @@ from backprop._validate import (
     check_positive_int,
     check_seed,
     first_nonfinite,
-    take_renamed,
 )
 from backprop.kernels import get_backend
 from backprop.nets import Layer, Net
@@ -190,7 +192,6 @@ def train_mlp(
     dtype: str = "float32",
     devices: Any = None,
     progress: Callable[[int, float], None] | None = None,
-    **deprecated: Any,
 ) -> MLPResult:
     """Train a dense network with hand-derived gradients.
 
@@ -254,7 +255,10 @@ def train_mlp(
         (or those) devices; every batch is padded with rows of weight 0 to a
         multiple of the device count, so results do not depend on it.
     progress : callable(epochs_done, loss), optional
-        Called after every epoch (on JAX from inside the compiled loop).
+        Called after every epoch, in order, from Python. On JAX the run is
+        compiled once and executed in chunks of epochs sized to about
+        :data:`CHUNK_SECONDS` each; the calls for a chunk's epochs come when
+        it ends. An exception it raises stops training and arrives as itself.
 
     Returns
     -------
@@ -271,10 +275,13 @@ def train_mlp(
     FloatingPointError
         When the loss becomes NaN or infinite, naming the epoch and the
         likely cause.
+    TrainingInterrupted
+        On Ctrl-C (a ``KeyboardInterrupt`` subclass): its ``.result`` is an
+        :class:`MLPResult` with the parameters and history reached so far.
+        NumPy stops within a batch; JAX at the end of the running chunk of
+        epochs (about :data:`CHUNK_SECONDS`), since a compiled call cannot
+        be interrupted.
     """
-    activation = take_renamed(
-        "train_mlp", deprecated, {"hidden": "activation"}, {"activation": activation}
-    )["activation"]
     backend, dt = check_backend(backend), check_dtype(dtype)
     net = nets.make_net(sizes, activation, output, loss)
     if devices is not None and backend != "jax":
@@ -311,24 +318,52 @@ def train_mlp(
     )  # fmt: skip
     orders = _row_orders(plan, seed)
 
-    if backend == "numpy":
-        run = _run_numpy(plan, params, X, Y, val, orders, progress)
-        n_devices = 1
-    else:
+    mesh, n_devices = None, 1
+    if backend == "jax":
         from backprop import distributed
 
         mesh = distributed.make_mesh(devices, batch)
-        run = _run_jax(plan, params, X, Y, val, orders, progress, mesh)
         n_devices = 1 if mesh is None else mesh.size
-    params, hist, stop_epoch, best_epoch, train_time, compile_time = run
-    k = first_nonfinite(hist["loss"])
+    try:
+        if backend == "numpy":
+            run = _run_numpy(plan, params, X, Y, val, orders, progress)
+        else:
+            run = _run_jax(plan, params, X, Y, val, orders, progress, mesh)
+    except _Interrupted as stopped:
+        result = _result(stopped.run, net, epochs, backend, dt, n_devices)
+        raise TrainingInterrupted(result) from None
+    result = _result(run, net, epochs, backend, dt, n_devices)
+    k = first_nonfinite(result.losses)
     if k is not None:
-        raise FloatingPointError(_divergence_message(k, hist["loss"][k], lr, alpha, dt))
-    if not all(np.all(np.isfinite(a)) for layer in params for a in layer):  # the last update's
-        raise FloatingPointError(
-            f"the parameters became infinite or NaN in the update of epoch {stop_epoch - 1} "
+        raise FloatingPointError(_divergence_message(k, result.losses[k], lr, alpha, dt))
+    if not all(np.all(np.isfinite(a)) for layer in result.params for a in layer):
+        raise FloatingPointError(  # the last update's
+            f"the parameters became infinite or NaN in the update of epoch {result.epochs - 1} "
             f"(lr={lr}, alpha={alpha}); training diverged - try a smaller lr"
         )
+    return result
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train_mlp`: ``.result`` is the :class:`MLPResult` reached so far.
+
+    A ``KeyboardInterrupt``, so code that does not look for it stops as
+    before. ``result.params`` are the parameters when the interrupt arrived
+    (on NumPy possibly partway through an epoch; on JAX at the end of the
+    last compiled chunk of epochs), or the best epoch's when early stopping
+    on a validation quantity had found one; the history holds every epoch
+    completed. No divergence check is made on it.
+    """
+
+    def __init__(self, result: MLPResult) -> None:
+        super().__init__(f"training interrupted after {result.epochs} epoch(s)")
+        self.result = result
+
+
+def _result(
+    run: tuple[Any, ...], net: Net, epochs: int, backend: str, dt: np.dtype, n_devices: int
+) -> MLPResult:
+    params, hist, stop_epoch, best_epoch, train_time, compile_time = run
     return MLPResult(
         params=params,
         net=net,
@@ -408,31 +443,20 @@ def _divergence_message(epoch: int, value: float, lr: float, alpha: float, dt: n
 def targets(name: str, y: Any, net: Net, n_rows: int, dt: np.dtype) -> np.ndarray:
     """Targets for ``net``'s head as a (N, DL) array of ``dt``; ``ValueError`` naming ``name``.
 
-    Softmax: integer labels (N,) in [0, DL) become one-hot rows; one-hot rows
-    (N, DL) must hold only 0 and 1, one 1 per row. Sigmoid: values in [0, 1].
-    A (N,) vector is accepted for a one-unit output.
+    A head that takes class labels (softmax) turns integer labels (N,) in
+    [0, DL) into one-hot rows; a (N,) vector is accepted for a one-unit
+    output; then the head checks the values (softmax: one-hot rows, sigmoid:
+    values in [0, 1]).
     """
     from backprop._validate import check_array
 
-    width = net.sizes[-1]
+    width, head = net.sizes[-1], net.head
     a = np.asarray(y) if not isinstance(y, (str, bytes)) else y
-    if net.output == "softmax" and getattr(a, "ndim", None) == 1:
-        if a.dtype.kind not in "iu" and not (
-            a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a))
-        ):
-            raise ValueError(
-                f"{name} must hold integer class labels in [0, {width}) (or one-hot rows "
-                f"({n_rows}, {width})), got dtype {a.dtype}"
-            )
+    if head.labels is not None and getattr(a, "ndim", None) == 1 and width > 1:
         if a.shape[0] != n_rows:
             raise ValueError(f"{name} must have {n_rows} labels (one per row of X), got {a.shape}")
-        if a.size and (a.min() < 0 or a.max() >= width):  # before the cast, which could wrap
-            raise ValueError(
-                f"{name} must hold class labels in [0, {width}) for a {width}-unit softmax "
-                f"output, got labels in [{a.min()}, {a.max()}]"
-            )
-        return np.eye(width, dtype=dt)[a.astype(np.int64)]
-    a = check_array(name, y, dt)
+        a = head.labels(name, a, width, dt)
+    a = check_array(name, a, dt)
     if a.ndim == 1 and width == 1:
         a = a[:, None]
     if a.shape != (n_rows, width):
@@ -440,18 +464,7 @@ def targets(name: str, y: Any, net: Net, n_rows: int, dt: np.dtype) -> np.ndarra
             f"{name} must have shape ({n_rows}, {width}) (one row per row of X, one column per "
             f"output unit){' or (N,)' if width == 1 else ''}, got {a.shape}"
         )
-    if net.output == "sigmoid" and a.size and (a.min() < 0 or a.max() > 1):
-        raise ValueError(
-            f"{name} must hold values in [0, 1] for a sigmoid output with BCE, got values in "
-            f"[{a.min():g}, {a.max():g}]"
-        )
-    if net.output == "softmax":
-        if not np.all((a == 0) | (a == 1)) or not np.all(a.sum(axis=1) == 1):
-            bad = int(np.argmax(~np.all((a == 0) | (a == 1), axis=1) | (a.sum(axis=1) != 1)))
-            raise ValueError(
-                f"{name} must be one-hot rows (one 1, the rest 0) for a softmax output; row "
-                f"{bad} is {a[bad].tolist()}"
-            )
+    head.check_targets(name, a)
     return a
 
 
@@ -494,26 +507,61 @@ def _row_orders(plan: _Plan, seed: int) -> np.ndarray | None:
     return np.stack([rng.permutation(plan.n_rows) for _ in range(plan.epochs)]).astype(np.int32)
 
 
-class _Stopper:
-    """scikit-learn's no-improvement rule, on a quantity where higher is better."""
+def _stopping_step(xp: Any, q: Any, best_q: Any, bad: Any, plan: _Plan) -> tuple[Any, ...]:
+    """scikit-learn's no-improvement rule, one epoch, on a quantity q where higher is better.
 
-    def __init__(self, plan: _Plan) -> None:
-        self.plan = plan
-        self.best = -math.inf
-        self.bad = 0
-        self.best_epoch: int | None = None
-
-    def update(self, epoch: int, q: float) -> tuple[bool, bool]:
-        """Record epoch's quantity; return (is the new best, stop now)."""
-        self.bad = self.bad + 1 if q < self.best + self.plan.tol else 0
-        improved = q > self.best
-        if improved:
-            self.best, self.best_epoch = q, epoch
-        return improved, self.bad > self.plan.patience
+    Returns ``(improved, best_q, bad, stop)``: ``bad`` counts the epochs in a
+    row that failed to beat the best by more than ``tol``; stop once it
+    exceeds ``patience``. Written once, on ``xp``, without branching on
+    values: the NumPy loop and the compiled JAX loop both run it.
+    """
+    bad = xp.where(q < best_q + plan.tol, bad + 1, 0)
+    improved = q > best_q
+    return improved, xp.where(improved, q, best_q), bad, bad > plan.patience
 
 
-def _quantity(monitor: str, loss: float, val_loss: float, val_acc: float) -> float:
-    return {"loss": -loss, "val_loss": -val_loss, "val_accuracy": val_acc}[monitor]
+def _monitored(monitor: str, loss: Any, val_loss: Any, val_accuracy: Any) -> Any:
+    """The monitored quantity, signed so that higher is better."""
+    return {"loss": -loss, "val_loss": -val_loss, "val_accuracy": val_accuracy}[monitor]
+
+
+def _empty_history(plan: _Plan, dt: Any, xp: Any = np) -> dict[str, Any]:
+    """Per-epoch arrays, NaN until recorded: the one history both backends fill."""
+    E = plan.epochs
+    return {
+        "loss": xp.full(E, np.nan, dt),
+        "accuracy": xp.full(E, np.nan, dt),
+        "grad_norms": xp.full((E, plan.net.n_layers), np.nan, dt),
+        "val_loss": xp.full(E, np.nan, dt),
+        "val_accuracy": xp.full(E, np.nan, dt),
+    }
+
+
+def _record(hist: dict[str, Any], e: Any, **values: Any) -> dict[str, Any]:
+    """Epoch ``e``'s values written into the history (in place on NumPy, functionally on JAX)."""
+    hist = dict(hist)
+    for key, value in values.items():
+        if isinstance(hist[key], np.ndarray):
+            hist[key][e] = value
+        else:
+            hist[key] = hist[key].at[e].set(value)
+    return hist
+
+
+def _finish_history(plan: _Plan, hist: dict[str, Any], epochs_run: int) -> dict[str, np.ndarray]:
+    """The history as NumPy arrays, cut to the epochs run, without unused validation entries."""
+    out = {key: np.asarray(value)[:epochs_run] for key, value in hist.items()}
+    if not plan.has_validation:
+        del out["val_loss"], out["val_accuracy"]
+    return out
+
+
+class _Interrupted(Exception):
+    """Raised by a backend's loop on Ctrl-C, carrying the run so far."""
+
+    def __init__(self, run: tuple[Any, ...]) -> None:
+        super().__init__("interrupted")
+        self.run = run
 
 
 def _run_numpy(
@@ -531,83 +579,80 @@ def _run_numpy(
     net, E = plan.net, plan.epochs
     step = InPlaceMLP(net, params, plan.opt, plan.batch_size, X.dtype)
     hist = _empty_history(plan, X.dtype)
-    stopper = _Stopper(plan) if plan.monitor else None
-    best, stop_epoch = params, E
+    best, best_q, bad, best_epoch = params, -np.inf, 0, None
     rows = plan.batch_rows()
+    epochs_run = 0
     t0 = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for e in range(E):
-            total = correct = 0.0
-            norms = np.zeros(net.n_layers)
-            for k, n_b in enumerate(rows):
-                start = k * plan.batch_size
-                if orders is None:
-                    Xb, Yb = X[start : start + n_b], Y[start : start + n_b]
-                else:
-                    idx = orders[e, start : start + n_b]
-                    Xb, Yb = X[idx], Y[idx]
-                loss, z = step.loss_and_grads(Xb, Yb, plan.alpha / n_b if plan.alpha else 0.0)
-                total += loss * n_b
-                correct += float(nets.correct(np, z, Yb, net).sum())
-                norms += step.grad_norms()
-                step.update()
-            hist["loss"][e] = total / plan.n_rows
-            hist["accuracy"][e] = correct / plan.n_rows
-            hist["grad_norms"][e] = norms / len(rows)
-            if val is not None:
-                vl, va = _evaluate(K, np, step.W_and_b(), *val, net)
-                hist["val_loss"][e], hist["val_accuracy"][e] = vl, va
-            if progress is not None:
-                progress(e + 1, float(hist["loss"][e]))
-            if not np.isfinite(hist["loss"][e]):
-                stop_epoch = e + 1
-                break
-            if stopper is not None:
-                q = _quantity(
-                    plan.monitor,  # type: ignore[arg-type]
-                    hist["loss"][e],
-                    hist.get("val_loss", hist["loss"])[e],
-                    hist.get("val_accuracy", hist["accuracy"])[e],
+
+    def result() -> tuple[Any, ...]:
+        kept = best if plan.restores_best and best_epoch is not None else step.params()
+        history = _finish_history(plan, hist, epochs_run)
+        return kept, history, epochs_run, best_epoch, time.perf_counter() - t0, 0.0
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for e in range(E):
+                total = correct = 0.0
+                norms = np.zeros(net.n_layers)
+                for k, n_b in enumerate(rows):
+                    start = k * plan.batch_size
+                    if orders is None:
+                        Xb, Yb = X[start : start + n_b], Y[start : start + n_b]
+                    else:
+                        idx = orders[e, start : start + n_b]
+                        Xb, Yb = X[idx], Y[idx]
+                    loss, z = step.loss_and_grads(Xb, Yb, plan.alpha / n_b if plan.alpha else 0.0)
+                    total += loss * n_b
+                    correct += float(nets.correct(np, z, Yb, net).sum())
+                    norms += step.grad_norms()
+                    step.update()
+                vl = va = np.nan
+                if val is not None:
+                    vl, va = _evaluate(K, np, step.W_and_b(), *val, net)
+                hist = _record(
+                    hist,
+                    e,
+                    loss=total / plan.n_rows,
+                    accuracy=correct / plan.n_rows,
+                    grad_norms=norms / len(rows),
+                    val_loss=vl,
+                    val_accuracy=va,
                 )
-                improved, stop = stopper.update(e, q)
-                if improved and plan.restores_best:
-                    best = step.params()
-                if stop:
-                    stop_epoch = e + 1
+                epochs_run = e + 1
+                if progress is not None:
+                    progress(e + 1, float(hist["loss"][e]))
+                if not np.isfinite(hist["loss"][e]):
                     break
-    train_time = time.perf_counter() - t0
-    hist = {key: value[:stop_epoch] for key, value in hist.items()}
-    best_epoch = stopper.best_epoch if stopper is not None else None
-    params = best if plan.restores_best and best_epoch is not None else step.params()
-    return params, hist, stop_epoch, best_epoch, train_time, 0.0
+                if plan.monitor is not None:
+                    q = _monitored(plan.monitor, hist["loss"][e], hist["val_loss"][e], va)
+                    improved, best_q, bad, stop = _stopping_step(np, q, best_q, bad, plan)
+                    if improved:
+                        best_epoch = e
+                        if plan.restores_best:
+                            best = step.params()
+                    if stop:
+                        break
+    except KeyboardInterrupt:
+        raise _Interrupted(result()) from None
+    return result()
 
 
 def _evaluate(
     K: Any, xp: Any, params: Any, X: Any, Y: Any, net: Net, weights: Any = None
 ) -> tuple[Any, Any]:
-    """Data loss and accuracy of ``params`` on (X, Y)."""
+    """Data loss and accuracy of ``params`` on (X, Y): the one validation both backends run."""
     z, _ = nets.forward(K, params, X, net)
-    loss_kernel = nets.HEADS[net.output][1]
-    loss, _ = getattr(K, f"{loss_kernel}_forward")(z, Y, weights)
+    loss, _ = K.pair(net.head.kernel)[0](z, Y, weights)
     hits = nets.correct(xp, z, Y, net)
     acc = hits.mean() if weights is None else (hits * (weights > 0)).sum() / (weights > 0).sum()
     return loss, acc
 
 
-def _empty_history(plan: _Plan, dt: Any) -> dict[str, np.ndarray]:
-    E = plan.epochs
-    hist = {
-        "loss": np.full(E, np.nan, dt),
-        "accuracy": np.full(E, np.nan, dt),
-        "grad_norms": np.full((E, plan.net.n_layers), np.nan, dt),
-    }
-    if plan.has_validation:
-        hist["val_loss"] = np.full(E, np.nan, dt)
-        hist["val_accuracy"] = np.full(E, np.nan, dt)
-    return hist
+# --- JAX: the run compiled, executed in chunks of epochs ----------------------------------
 
-
-# --- JAX: the whole run, compiled ---------------------------------------------------
+CHUNK_SECONDS = 0.5
+"""Wall time one compiled chunk of epochs aims at. Between chunks control returns to
+Python, so a Ctrl-C takes effect (and progress is reported) within about this long."""
 
 
 def _batch_layout(
@@ -622,7 +667,7 @@ def _batch_layout(
     """
     rows = plan.batch_rows()
     width = -(-plan.batch_size // n_devices) * n_devices
-    per_output = 1.0 if plan.net.output == "softmax" else 1.0 / plan.net.sizes[-1]
+    per_output = 1.0 if plan.net.head.per_row else 1.0 / plan.net.sizes[-1]
     weights = np.zeros((len(rows), width), dt)
     positions = np.zeros((len(rows), width), np.int64)
     for k, n_b in enumerate(rows):
@@ -632,6 +677,30 @@ def _batch_layout(
     order = np.arange(plan.n_rows)[None] if orders is None else orders
     index = np.where(real[None], order[:, positions], 0).astype(np.int32)
     return index, weights
+
+
+def _start(plan: _Plan, params: tuple[Layer, ...], dt: np.dtype) -> tuple[Any, ...]:
+    """The compiled loop's starting carry, on the host (placed with the data)."""
+    state = optim.init_state(plan.opt, params, np)
+    return (
+        np.int32(0),
+        params,
+        state,
+        (np.int32(-1), params),
+        np.asarray(-np.inf, dt),
+        np.int32(0),
+        np.bool_(False),
+        _empty_history(plan, dt),
+    )
+
+
+def _next_chunk(chunk: int, seconds: float, epochs: int) -> int:
+    """Epochs for the next chunk: about CHUNK_SECONDS at the measured pace, growing <= 10x."""
+    if not math.isfinite(CHUNK_SECONDS):
+        return max(chunk, 1)
+    pace = seconds / max(chunk, 1)
+    target = int(CHUNK_SECONDS / pace) if pace > 0 else 10 * chunk
+    return max(1, min(target, 10 * chunk, epochs))
 
 
 def _run_jax(
@@ -647,53 +716,74 @@ def _run_jax(
     get_backend("jax")  # the ImportError that says how to install JAX
     import jax
 
-    dt = X.dtype
+    from backprop import distributed
+    from backprop._jaxrun import compiled
+
+    dt, E = X.dtype, plan.epochs
     n_devices = 1 if mesh is None else mesh.size
     index, weights = _batch_layout(plan, orders, n_devices, dt)
     if val is None:
         val = (X[:1], Y[:1])  # unused placeholders: the compiled function needs arrays
-    callback = None if progress is None else _ProgressCallback(progress)
     x64 = dt == np.float64
     with jax.enable_x64(x64):
-        from backprop import distributed
-
-        args = distributed.place_data(mesh, tuple(params), X, Y, index, weights, val)
-        static = {"plan": plan, "mesh": mesh, "callback": callback}
-        out, train_time, compile_time = compile_and_run(
-            _jax_train, args, static, x64=x64, cache=callback is None
+        carry, *data = distributed.place_data(
+            mesh, _start(plan, params, dt), X, Y, index, weights, val
         )
-    params, hist, stop_epoch, best_epoch = out
-    stop_epoch = int(stop_epoch)
-    hist = {key: np.asarray(value)[:stop_epoch] for key, value in hist.items()}
-    if not plan.has_validation:
-        hist.pop("val_loss"), hist.pop("val_accuracy")
-    best = int(best_epoch) if plan.monitor is not None and int(best_epoch) >= 0 else None
-    params = tuple(Layer(np.asarray(w), np.asarray(b)) for w, b in params)
-    return params, hist, stop_epoch, best, train_time, compile_time
+        static = {"plan": plan, "mesh": mesh}
+
+        def until(epoch: int) -> Any:
+            return distributed.place_replicated(mesh, np.int32(epoch))
+
+        run, compile_time = compiled(_jax_chunk, (carry, *data, until(E)), static, x64=x64)
+        train_time, done, chunk = 0.0, 0, 1 if math.isfinite(CHUNK_SECONDS) else E
+
+        def result() -> tuple[Any, ...]:
+            e, last, _, (best_epoch, best), _, _, _, hist = carry
+            kept = best if plan.restores_best and int(best_epoch) >= 0 else last
+            kept = tuple(Layer(np.asarray(w), np.asarray(b)) for w, b in kept)
+            found = int(best_epoch) if plan.monitor is not None and int(best_epoch) >= 0 else None
+            return (
+                kept,
+                _finish_history(plan, hist, int(e)),
+                int(e),
+                found,
+                train_time,
+                compile_time,
+            )
+
+        try:
+            while True:
+                t0 = time.perf_counter()
+                carry = jax.block_until_ready(run(carry, *data, until(min(E, done + chunk))))
+                seconds = time.perf_counter() - t0
+                train_time += seconds
+                e, stop = int(carry[0]), bool(carry[6])
+                if progress is not None:  # on the host: an exception arrives as itself
+                    for k, loss in enumerate(np.asarray(carry[7]["loss"][done:e]), done):
+                        progress(k + 1, float(loss))
+                # every process of a multi-process run must make the same calls
+                chunk = distributed.agree(_next_chunk(e - done, seconds, E))
+                done = e
+                if stop or done >= E:
+                    break
+        except KeyboardInterrupt:
+            raise _Interrupted(result()) from None
+        return result()
 
 
-class _ProgressCallback:
-    """A hashable wrapper (a static argument of the compiled run) around ``progress``."""
-
-    def __init__(self, fn: Callable[[int, float], None]) -> None:
-        self.fn = fn
-
-    def __call__(self, epoch: Any, loss: Any) -> None:
-        self.fn(int(epoch) + 1, float(loss))
-
-
-def _jax_train(
-    params: Any,
+def _jax_chunk(
+    carry: Any,
     X: Any,
     Y: Any,
     index: Any,
     weights: Any,
     Xv: Any,
     Yv: Any,
+    until: Any,
     plan: _Plan,
     mesh: Any,
-    callback: Any,
 ) -> Any:
+    """Epochs from the carry's up to ``until`` (or an early stop), compiled: one lax.while_loop."""
     import jax
     import jax.numpy as jnp
     from jax import lax
@@ -701,7 +791,7 @@ def _jax_train(
     from backprop import distributed
 
     K = get_backend("jax")
-    net, opt, E = plan.net, plan.opt, plan.epochs
+    net, opt = plan.net, plan.opt
     rows = jnp.asarray(plan.batch_rows(), X.dtype)
     grad_fn = distributed.batch_gradients(
         lambda p, Xb, Yb, Wb: nets.data_loss_and_grads(K, p, Xb, Yb, net, Wb), net, mesh
@@ -727,57 +817,27 @@ def _jax_train(
             batch_step, (params, state, Xe, Ye), jnp.arange(index.shape[1])
         )
         loss = losses.sum() / plan.n_rows
-        hist = dict(hist)
-        hist["loss"] = hist["loss"].at[e].set(loss)
-        hist["accuracy"] = hist["accuracy"].at[e].set(hits.sum() / plan.n_rows)
-        hist["grad_norms"] = hist["grad_norms"].at[e].set(norms.mean(axis=0))
         vl = va = jnp.asarray(jnp.nan, X.dtype)
         if plan.has_validation:
             vl, va = _evaluate(K, jnp, params, Xv, Yv, net)
-            hist["val_loss"] = hist["val_loss"].at[e].set(vl)
-            hist["val_accuracy"] = hist["val_accuracy"].at[e].set(va)
-        if callback is not None:
-            # unordered: ordered effects cannot span several devices; each epoch's
-            # call depends on the previous epoch's results, so they come in order
-            jax.debug.callback(callback, e, loss)
+        hist = _record(
+            hist,
+            e,
+            loss=loss,
+            accuracy=hits.sum() / plan.n_rows,
+            grad_norms=norms.mean(axis=0),
+            val_loss=vl,
+            val_accuracy=va,
+        )
         stop = ~jnp.isfinite(loss)
         if plan.monitor is not None:
-            q = {"loss": -loss, "val_loss": -vl, "val_accuracy": va}[plan.monitor]
-            bad = jnp.where(q < best_q + plan.tol, bad + 1, 0)
-            improved = q > best_q
-            best_q = jnp.where(improved, q, best_q)
+            q = _monitored(plan.monitor, loss, vl, va)
+            improved, best_q, bad, no_progress = _stopping_step(jnp, q, best_q, bad, plan)
+            kept = best[1]
             if plan.restores_best:
-                best = (
-                    jnp.where(improved, e, best[0]),
-                    jax.tree.map(lambda a, b: jnp.where(improved, a, b), params, best[1]),
-                )
-            else:
-                best = (jnp.where(improved, e, best[0]), best[1])
-            stop = stop | (bad > plan.patience)
+                kept = jax.tree.map(lambda a, b: jnp.where(improved, a, b), params, best[1])
+            best = (jnp.where(improved, e, best[0]), kept)
+            stop = stop | no_progress
         return e + 1, params, state, best, best_q, bad, stop, hist
 
-    dt = X.dtype
-    hist = {
-        "loss": jnp.full(E, jnp.nan, dt),
-        "accuracy": jnp.full(E, jnp.nan, dt),
-        "grad_norms": jnp.full((E, net.n_layers), jnp.nan, dt),
-        "val_loss": jnp.full(E, jnp.nan, dt),
-        "val_accuracy": jnp.full(E, jnp.nan, dt),
-    }
-    state = optim.init_state(opt, params, jnp)
-    start = (
-        jnp.asarray(0, jnp.int32),
-        params,
-        state,
-        (jnp.asarray(-1, jnp.int32), params),
-        jnp.asarray(-jnp.inf, dt),
-        jnp.asarray(0, jnp.int32),
-        jnp.asarray(False),
-        hist,
-    )
-    e, params, _, best, _, _, _, hist = lax.while_loop(
-        lambda c: (c[0] < E) & ~c[6], epoch_body, start
-    )
-    if plan.restores_best:
-        params = jax.tree.map(lambda a, b: jnp.where(best[0] >= 0, a, b), best[1], params)
-    return params, hist, e, best[0]
+    return lax.while_loop(lambda c: (c[0] < until) & ~c[6], epoch_body, carry)

@@ -130,11 +130,11 @@ def make_xor_numpy_reference() -> Callable[[], Any]:
 
 
 def make_xor_jax() -> Callable[[], Any]:
-    """train_xor_manual's compiled JAX loop (backprop.fast.xor_single), called as it calls it."""
+    """train_xor_manual's compiled JAX loop (backprop.xor.single), called as it calls it."""
     import jax
 
-    from backprop.fast.xor_nets import nets_last
-    from backprop.fast.xor_single import _single_loop
+    from backprop.xor.single import _single_loop
+    from backprop.xor.stacked import nets_last
 
     X, y = xor_data("float32")
     fn = jax.jit(_single_loop, static_argnames=("steps", "log_every"))
@@ -237,15 +237,15 @@ def make_xor_torch() -> Callable[[], Any]:
 
 
 def _many_params(n: int) -> XorParams:
-    from backprop.many import init_xor_many
+    from backprop.xor.many import init_xor_many
 
     return init_xor_many(n, seed=0, dtype="float32")
 
 
 def make_many(n: int, devices: int | None, backend: str = "jax") -> Callable[[], Any]:
     """train_xor_many's loop: the compiled fori_loop (JAX, sharded over ``devices``) or NumPy."""
-    from backprop.fast.xor_nets import nets_last
-    from backprop.many import _many_numpy
+    from backprop.xor.many import _many_numpy
+    from backprop.xor.stacked import nets_last
 
     X, y = xor_data("float32")
     if backend == "numpy":
@@ -255,7 +255,7 @@ def make_many(n: int, devices: int | None, backend: str = "jax") -> Callable[[],
     import jax
 
     from backprop import distributed
-    from backprop.many import _many_loop
+    from backprop.xor.many import _many_loop
 
     mesh = distributed.make_mesh(devices, n, "n_nets")
     p = nets_last(_many_params(n))

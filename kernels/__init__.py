@@ -38,10 +38,10 @@ def _bind(fn: Callable[..., Any], xp: types.ModuleType) -> Callable[..., Any]:
     # Python wrapper would, which matters for NumPy at the XOR size, where a
     # kernel call is mostly overhead.
     bound = functools.partial(fn, xp)
-    bound.__name__ = fn.__name__
-    bound.__qualname__ = fn.__qualname__
+    bound.__name__ = getattr(fn, "__name__", "kernel")
+    bound.__qualname__ = getattr(fn, "__qualname__", bound.__name__)
     bound.__doc__ = fn.__doc__
-    bound.__module__ = fn.__module__
+    bound.__module__ = getattr(fn, "__module__", None)
     return bound
 
 
@@ -55,8 +55,27 @@ class Backend:
     def __init__(self, name: str, xp: types.ModuleType) -> None:
         self.name = name
         self.xp = xp
+        self._pairs: dict[str, tuple[KernelSpec, Any, Any]] = {}
         for fn in FUNCTIONS:
             setattr(self, fn.__name__, _bind(fn, xp))
+
+    def pair(
+        self, name: str, spec: KernelSpec | None = None
+    ) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """The registered kernel ``name``'s forward and backward, bound to this backend.
+
+        Reads the registry at each call, so a kernel registered after the
+        backend was made (:func:`backprop.register_activation`) is found too.
+        ``spec``: bind this declaration instead (one not registered yet).
+        """
+        spec = get_spec(name) if spec is None else spec
+        if spec.backward is None:
+            raise ValueError(f"kernel {name!r} has no backward half")
+        cached = self._pairs.get(name)
+        if cached is None or cached[0] is not spec:
+            cached = (spec, _bind(spec.forward, self.xp), _bind(spec.backward, self.xp))
+            self._pairs[name] = cached
+        return cached[1], cached[2]
 
     def __repr__(self) -> str:
         return f"<kernels backend {self.name!r}>"

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ._checks import as_float_array, as_upstream
-from .spec import Domain, KernelSpec, elementwise
+from .spec import Domain, InPlace, KernelSpec, elementwise
 
 
 def _sigmoid(xp: Any, z: Any) -> Any:
@@ -90,6 +92,22 @@ def sigmoid_prime(xp: Any, z: Any) -> Any:
     return _sigmoid(xp, z) * _sigmoid(xp, -z)
 
 
+def _sigmoid_inplace(z: np.ndarray) -> None:
+    # 1 / (1 + exp(-z)): exp overflows to inf below z = -88 (float32) and the
+    # reciprocal is then 0, the correctly rounded value (run under
+    # errstate(over="ignore")); four ufuncs, no temporary.
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1.0
+    np.reciprocal(z, out=z)
+
+
+def _sigmoid_inplace_backward(dh: np.ndarray, s: np.ndarray, saved: None, scratch: Any) -> None:
+    np.subtract(1.0, s, out=scratch)  # d sigma/dz = s (1 - s), from the output s
+    scratch *= s
+    dh *= scratch
+
+
 def relu_forward(xp: Any, z: Any) -> tuple[Any, Any]:
     """Rectified linear unit ``relu(z) = max(z, 0)``, elementwise.
 
@@ -135,6 +153,17 @@ def relu_backward(xp: Any, dout: Any, cache: Any) -> Any:
     return dout * (z > 0)
 
 
+def _relu_inplace(z: np.ndarray) -> None:
+    np.maximum(z, 0.0, out=z)
+
+
+def _relu_inplace_backward(dh: np.ndarray, out: np.ndarray, saved: None, scratch: Any) -> None:
+    # out > 0 exactly where z > 0, so the mask reads from the output; a float
+    # mask in the scratch buffer, then one product (0 at the kink, as the pair)
+    np.greater(out, 0.0, out=scratch)
+    dh *= scratch
+
+
 def tanh_forward(xp: Any, z: Any) -> tuple[Any, Any]:
     """Hyperbolic tangent ``tanh(z)``, elementwise, in (-1, 1).
 
@@ -175,6 +204,16 @@ def tanh_backward(xp: Any, dout: Any, cache: Any) -> Any:
     return dout * (1.0 - t * t)
 
 
+def _tanh_inplace(z: np.ndarray) -> None:
+    np.tanh(z, out=z)
+
+
+def _tanh_inplace_backward(dh: np.ndarray, t: np.ndarray, saved: None, scratch: Any) -> None:
+    np.multiply(t, t, out=scratch)  # d tanh/dz = 1 - t^2, from the output t
+    np.subtract(1.0, scratch, out=scratch)
+    dh *= scratch
+
+
 def identity_forward(xp: Any, z: Any) -> tuple[Any, Any]:
     """Identity ``out = z`` (a linear output layer).
 
@@ -211,6 +250,14 @@ def identity_backward(xp: Any, dout: Any, cache: Any) -> Any:
     return as_upstream(xp, "dout", dout, cache, None)
 
 
+def _identity_inplace(z: np.ndarray) -> None:
+    return None
+
+
+def _identity_inplace_backward(dh: np.ndarray, out: Any, saved: None, scratch: Any) -> None:
+    return None  # the derivative is 1
+
+
 def step_forward(xp: Any, z: Any) -> tuple[Any, None]:
     """Heaviside step ``out = 1 if z > 0 else 0``, elementwise, in z's dtype.
 
@@ -245,6 +292,7 @@ DECLARATIONS = (
         "1 / (1 + e^-z) | dz = dout s (1 - s), from the cached output s",
         {"z": Domain("real", -30.0, 30.0)},
         extras=(sigmoid_prime,),
+        inplace=InPlace(_sigmoid_inplace, _sigmoid_inplace_backward),
     ),
     KernelSpec(
         "relu",
@@ -256,6 +304,7 @@ DECLARATIONS = (
         elementwise,
         "max(z, 0) | dz = dout [z > 0], from the cached input z (0 at the kink)",
         {"z": Domain("real", -30.0, 30.0, avoid=(0.0,), margin=1e-3)},
+        inplace=InPlace(_relu_inplace, _relu_inplace_backward),
     ),
     KernelSpec(
         "tanh",
@@ -267,6 +316,7 @@ DECLARATIONS = (
         elementwise,
         "tanh(z) | dz = dout (1 - t^2), from the cached output t",
         {"z": Domain("real", -10.0, 10.0)},
+        inplace=InPlace(_tanh_inplace, _tanh_inplace_backward),
     ),
     KernelSpec(
         "identity",
@@ -277,6 +327,7 @@ DECLARATIONS = (
         1,
         elementwise,
         "z | dz = dout",
+        inplace=InPlace(_identity_inplace, _identity_inplace_backward),
     ),
     KernelSpec(
         "step",

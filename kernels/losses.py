@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_float_array, as_upstream, require_in_range
-from .activations import _sigmoid
-from .spec import TARGETS, Domain, KernelSpec, prediction
+from .activations import _sigmoid, sigmoid_forward
+from .spec import TARGETS, Domain, Head, KernelSpec, prediction
 
 
 def _pair(xp: Any, pred_name: str, pred: Any, y: Any) -> tuple[Any, Any]:
@@ -491,3 +491,120 @@ DECLARATIONS = (
     ),
 )
 """This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""
+
+
+# --- output heads: an output activation fused with its loss ---------------------------
+#
+# Each head's in-place form is the fused kernel above written out for the
+# NumPy fast path, with the mean's weights 1 / N (per element for the
+# elementwise heads): loss on logits z (N, DL), d loss / dz into dz.
+
+
+def _sigmoid_bce_inplace(z: np.ndarray, Y: np.ndarray, dz: np.ndarray) -> float:
+    n, m = z.shape
+    e = np.exp(-np.abs(z))  # as bce_with_logits_forward: exp never sees z > 0
+    loss = float(np.sum(np.maximum(z, 0) - z * Y + np.log1p(e))) / (n * m)
+    np.divide(np.maximum(e, z >= 0), 1.0 + e, out=dz)  # sigma(z), as _sigmoid
+    dz -= Y
+    dz *= 1.0 / (n * m)
+    return loss
+
+
+def _softmax_ce_inplace(z: np.ndarray, Y: np.ndarray, dz: np.ndarray) -> float:
+    n = z.shape[0]
+    top = z.max(axis=1, keepdims=True)  # as softmax_cross_entropy_forward
+    np.subtract(z, top, out=dz)
+    np.exp(dz, out=dz)
+    total = dz.sum(axis=1, keepdims=True)
+    loss = float(np.sum(Y * ((top - z) + np.log(total)))) / n
+    dz /= total  # the kernel's p * sum_c y_c - y with sum_c y_c = 1: targets are one-hot rows
+    dz -= Y
+    dz *= 1.0 / n
+    return loss
+
+
+def _identity_mse_inplace(z: np.ndarray, Y: np.ndarray, dz: np.ndarray) -> float:
+    n, m = z.shape
+    np.subtract(z, Y, out=dz)
+    loss = float(np.dot(dz.ravel(), dz.ravel())) / (n * m)
+    dz *= 2.0 / (n * m)
+    return loss
+
+
+def _in_unit_interval(name: str, Y: np.ndarray) -> None:
+    if Y.size and (Y.min() < 0 or Y.max() > 1):
+        raise ValueError(
+            f"{name} must hold values in [0, 1] for a sigmoid output with BCE, got values in "
+            f"[{Y.min():g}, {Y.max():g}]"
+        )
+
+
+def _one_hot_rows(name: str, Y: np.ndarray) -> None:
+    bad_rows = ~np.all((Y == 0) | (Y == 1), axis=1) | (Y.sum(axis=1) != 1)
+    if np.any(bad_rows):
+        bad = int(np.argmax(bad_rows))
+        raise ValueError(
+            f"{name} must be one-hot rows (one 1, the rest 0) for a softmax output; row "
+            f"{bad} is {Y[bad].tolist()}"
+        )
+
+
+def _any_real(name: str, Y: np.ndarray) -> None:
+    return None  # mse is defined for every finite target (the caller checks finiteness)
+
+
+def _class_labels(name: str, y: np.ndarray, width: int, dtype: Any) -> np.ndarray:
+    """Integer labels (N,) in [0, width) -> one-hot rows (N, width) of ``dtype``."""
+    if y.dtype.kind not in "iu" and not (
+        y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+    ):
+        raise ValueError(
+            f"{name} must hold integer class labels in [0, {width}) (or one-hot rows "
+            f"(N, {width})), got dtype {y.dtype}"
+        )
+    if y.size and (y.min() < 0 or y.max() >= width):  # before the cast, which could wrap
+        raise ValueError(
+            f"{name} must hold class labels in [0, {width}) for a {width}-unit softmax "
+            f"output, got labels in [{y.min()}, {y.max()}]"
+        )
+    return np.eye(width, dtype=dtype)[y.astype(np.int64)]
+
+
+def _above(threshold: float) -> Any:
+    """Every output on the right side of ``threshold`` (targets read as 0/1 at 1/2)."""
+    return lambda xp, z, Y: xp.all((z > threshold) == (Y > 0.5), axis=1)
+
+
+HEADS = (
+    Head(
+        "sigmoid",
+        "bce",
+        "bce_with_logits",
+        predict=lambda xp, z: sigmoid_forward(xp, z)[0],
+        correct=_above(0.0),  # sigma(z) > 1/2 exactly where z > 0
+        check_targets=_in_unit_interval,
+        inplace=_sigmoid_bce_inplace,
+    ),
+    Head(
+        "softmax",
+        "cross_entropy",
+        "softmax_cross_entropy",
+        predict=softmax,
+        correct=lambda xp, z, Y: xp.argmax(z, axis=1) == xp.argmax(Y, axis=1),
+        check_targets=_one_hot_rows,
+        labels=_class_labels,
+        inplace=_softmax_ce_inplace,
+        per_row=True,
+        min_units=2,
+    ),
+    Head(
+        "identity",
+        "mse",
+        "mse",
+        predict=lambda xp, z: z,
+        correct=_above(0.5),  # 0/1 targets; for real-valued ones accuracy means nothing
+        check_targets=_any_real,
+        inplace=_identity_mse_inplace,
+    ),
+)
+"""The output heads, each fused with its loss (see :class:`backprop.kernels.spec.Head`)."""

@@ -1,9 +1,14 @@
-"""What a kernel declaration holds: :class:`KernelSpec` and :class:`Domain`.
+"""What a declaration holds: :class:`KernelSpec`, :class:`Domain`, :class:`InPlace`, :class:`Head`.
 
 Each family module (:mod:`backprop.kernels.linear`, ``activations``,
 ``losses``, ...) ends with ``DECLARATIONS``, a tuple of :class:`KernelSpec`
-next to the functions they name; :mod:`backprop.kernels.registry` collects
-them. The shape helpers below serve the common cases.
+next to the functions they name; :mod:`backprop.kernels.losses` also
+declares the output heads (``HEADS``, :class:`Head`: an output activation
+fused with its loss). :mod:`backprop.kernels.registry` collects them. A
+kernel's declaration carries everything about it: the pure pair on ``xp``,
+its in-place NumPy form for the fast path (:class:`InPlace`), its test
+shapes and domains (kinks included). The shape helpers below serve the
+common cases.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class KernelSpec:
     formula: str
     domains: Mapping[str, Domain] = field(default_factory=dict)
     extras: tuple[Callable[..., Any], ...] = ()
+    inplace: InPlace | None = None
+    """Activations: the NumPy in-place form the fast path runs (None: built from the pair)."""
     wrt: tuple[str, ...] = ()
     sample: Callable[[Any, int, int, int], dict[str, Any]] | None = None
     ties: str = ""
@@ -108,6 +115,83 @@ class KernelSpec:
     def functions(self) -> tuple[Callable[..., Any], ...]:
         pair = (self.forward,) if self.backward is None else (self.forward, self.backward)
         return pair + self.extras
+
+    def inplace_form(self) -> InPlace:
+        """The declared :class:`InPlace` form, or one built from the pure pair."""
+        if self.backward is None:
+            raise ValueError(f"kernel {self.name!r} has no backward: it cannot be trained through")
+        return self.inplace or InPlace.from_pair(self.forward, self.backward)
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """An activation's in-place NumPy form, a transcription of its pure pair.
+
+    ``forward(z) -> saved`` overwrites ``z`` (N, D) with the activation's
+    output and returns what the backward needs beyond that output (None
+    when the output suffices: sigma' = s (1 - s), tanh' = 1 - t^2,
+    relu' = [out > 0]). ``backward(dh, out, saved, scratch)`` multiplies the
+    upstream gradient ``dh`` (N, D) in place by the derivative, read from
+    the layer's output ``out`` (N, D) or from ``saved``; ``scratch`` is a
+    float buffer of ``dh``'s shape it may overwrite. The fast path runs both
+    under ``np.errstate(over="ignore")``. ``tests/test_fast.py`` holds every
+    declared form to its pair.
+    """
+
+    forward: Callable[[Any], Any]
+    backward: Callable[[Any, Any, Any, Any], None]
+
+    @staticmethod
+    def from_pair(forward: Callable[..., Any], backward: Callable[..., Any]) -> InPlace:
+        """The generic form: the pure pair on NumPy, its results copied into the buffers."""
+        import numpy as np
+
+        def apply(z: Any) -> Any:
+            # a copy: a pure forward may return its input as the cache (ReLU does),
+            # and the buffer z is about to be overwritten with the output
+            out, cache = forward(np, z.copy())
+            z[...] = out
+            return cache
+
+        def derivative(dh: Any, out: Any, saved: Any, scratch: Any) -> None:
+            dh[...] = backward(np, dh, saved)
+
+        return InPlace(apply, derivative)
+
+
+@dataclass(frozen=True)
+class Head:
+    """An output head: the output activation, fused with the loss it trains with.
+
+    ``name``: the output activation ("sigmoid"); ``loss``: the loss's name
+    ("bce"); ``kernel``: the fused loss kernel on the logits, a
+    :class:`KernelSpec` name ("bce_with_logits"), whose forward takes
+    ``(z, Y, weights)``. ``per_row``: the loss is a sum over rows (weights
+    (N,), the mean over rows) rather than over elements (weights (N, 1),
+    the mean over every output). ``predict(xp, z)``: the output activation
+    on logits (N, DL). ``correct(xp, z, Y)``: per row, whether the
+    prediction matches the targets (a bool (N,)). ``check_targets(name,
+    Y)``: raises ``ValueError`` naming ``name`` when the float (N, DL)
+    targets hold values the loss is not defined for. ``labels(name, y,
+    width, dtype)``, optional: turns a (N,) vector of class labels into
+    (N, width) targets (softmax's one-hot rows), ``ValueError`` for bad
+    labels. ``inplace(z, Y, dz) -> loss``: the mean loss on logits (N, DL)
+    as a float, with d loss / dz written into ``dz`` (NumPy, a transcription
+    of the kernel; None: the kernel's pure pair on NumPy, see
+    :func:`backprop.kernels.registry.head_inplace`). ``min_units``: the
+    fewest output units.
+    """
+
+    name: str
+    loss: str
+    kernel: str
+    predict: Callable[[Any, Any], Any]
+    correct: Callable[[Any, Any, Any], Any]
+    check_targets: Callable[[str, Any], None]
+    labels: Callable[[str, Any, int, Any], Any] | None = None
+    inplace: Callable[[Any, Any, Any], float] | None = None
+    per_row: bool = False
+    min_units: int = 1
 
 
 def elementwise(n: int, d: int, m: int) -> dict[str, tuple[int, ...]]:

@@ -81,3 +81,14 @@ def block_import(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setattr(builtins, "__import__", fake_import)
 
     return block
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run only when selected by a marker expression naming them
+    (``pytest -m slow``); a plain ``pytest`` skips them, so the default run stays fast."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -48,10 +48,16 @@ def test_float32_results_print_without_junk_digits(capsys):
     assert len(cost.replace("0.", "").lstrip("0")) <= 6  # 6 significant digits at most
 
 
-def test_deprecated_steps_flag_still_works_and_says_so(capsys):
-    with pytest.warns(DeprecationWarning, match="--steps is deprecated"):
-        assert main(["xor", "--backend", "numpy", "--steps", "20", "--quiet"]) == 0
-    assert "note: --steps is deprecated" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "argv",
+    [["xor", "--steps", "20"], ["deep", "--hidden", "relu"]],
+    ids=["xor-steps", "deep-hidden"],
+)
+def test_flags_deprecated_in_0_2_are_gone(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -119,12 +125,6 @@ def test_experiment_subcommands_print_their_conclusion(capsys):
     assert "conclusion: rounding the least-squares line" in capsys.readouterr().out
     assert main(["deep", "--epochs", "20", "--activation", "relu", "--lr", "0.1"]) == 0
     assert "deep relu stack" in capsys.readouterr().out
-
-
-def test_deep_hidden_is_a_deprecated_spelling_of_activation(capsys):
-    with pytest.warns(DeprecationWarning):
-        assert main(["deep", "--epochs", "5", "--hidden", "relu", "--quiet"]) == 0
-    assert "note: deep --hidden is deprecated" in capsys.readouterr().err
 
 
 def test_experiment_error_is_one_line(tmp_path, capsys):
@@ -196,3 +196,291 @@ def test_fit_without_scikit_learn_says_how_to_get_it(monkeypatch, block_import, 
     block_import("sklearn")
     assert main(["fit", "--epochs", "1"]) == 2
     assert "pip install 'backprop-by-hand[data]'" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    from backprop import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"backprop {__version__}"
+
+
+@needs_sklearn
+def test_fit_save_then_predict_and_evaluate_on_the_data_set_and_a_csv(tmp_path, capsys):
+    import numpy as np
+
+    from backprop import load
+    from backprop.data import load_dataset
+
+    model = tmp_path / "iris.npz"
+    argv = ["fit", "--data", "breast-cancer", "--epochs", "3", "--hidden", "8", "--quiet"]
+    assert main([*argv, "--save", str(model)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("train accuracy")  # --quiet: the result only
+    m = load(model)
+    assert m.classes.tolist() == ["malignant", "benign"] and m.mean is not None
+    assert m.training["data"] == "breast_cancer" and m.training["optimizer"] == "adam"
+    assert main(["evaluate", str(model), "--data", "breast_cancer"]) == 0
+    out = capsys.readouterr().out
+    assert "on breast_cancer's test split (143 rows)" in out and "accuracy " in out
+    d = load_dataset("breast_cancer", standardize=False)
+    scores = m.evaluate(d.X_test, np.asarray(d.classes)[d.y_test])
+    assert f"accuracy {scores['accuracy']:.1%}" in out and f"loss {scores['loss']:.4f}" in out
+    csv = tmp_path / "rows.csv"
+    header = ",".join([f"f{i}" for i in range(30)] + ["label"])
+    rows = [
+        ",".join([*map(repr, x.tolist()), d.classes[k]])
+        for x, k in zip(d.X_test, d.y_test, strict=True)
+    ]
+    csv.write_text("\n".join([header, *rows]) + "\n")
+    assert main(["evaluate", str(model), "--csv", str(csv), "--label-column", "label"]) == 0
+    assert f"accuracy {scores['accuracy']:.1%}" in capsys.readouterr().out
+    assert main(["predict", str(model), "--csv", str(csv), "--label-column", "label"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == m.predict(d.X_test).tolist()
+    assert main(["predict", str(model), "--data", "breast-cancer", "--proba", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    np.testing.assert_allclose(
+        np.array([[float(v) for v in line.split(",")] for line in lines]),
+        m.predict_proba(d.X_test),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (
+            ["xor", "--quiet", "--verbose"],
+            ["--quiet and --verbose contradict each other"],
+        ),
+        (
+            ["fit", "--nesterov", "--momentum", "0.5", "--patience", "3"],
+            [
+                "--momentum applies to --optimizer momentum, not adam",
+                "--nesterov needs --optimizer momentum, not adam",
+                "--patience applies to --early-stopping",
+            ],
+        ),
+        (
+            ["fit", "--save", "/nonexistent-dir/m.npz", "--plot", "/nonexistent-dir/p.png"],
+            ["--save '/nonexistent-dir/m.npz': directory", "--plot '/nonexistent-dir/p.png'"],
+        ),
+        (["fit", "--devices", "2"], ["--devices splits batches over JAX devices"]),
+        (["fit", "--solver", "sgd"], ["fit --solver is now --optimizer"]),
+        (["evaluate", "nothing.npz"], ["--data NAME or --csv FILE", "no model file at"]),
+    ],
+)
+def test_every_problem_is_reported_at_once_before_any_work(argv, fragments, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1
+    for fragment in fragments:
+        assert fragment in captured.err
+
+
+def test_every_missing_extra_in_one_message(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.split(".")[0] in ("sklearn", "matplotlib", "jax"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    assert main(["fit", "--backend", "jax", "--plot", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'backprop-by-hand[jax,data,plot]'" in err
+    assert "JAX" in err and "scikit-learn" in err and "matplotlib" in err
+
+
+@needs_sklearn
+def test_fit_load_into_another_architecture_is_refused_describing_both(tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    assert (
+        main(["fit", "--data", "iris", "--epochs", "1", "--hidden", "8", "--save", str(model)]) == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(["fit", "--data", "iris", "--epochs", "1", "--hidden", "9", "--load", str(model)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "holds a 4-8-3 (relu; softmax output, cross_entropy) network" in err
+    assert "the model here is 4-9-3" in err
+
+
+class _Stop(KeyboardInterrupt):
+    """Raised by training on Ctrl-C, with the result so far (H19's TrainingInterrupted)."""
+
+
+@needs_sklearn
+def test_ctrl_c_prints_one_line_exits_130_and_saves_what_it_has(tmp_path, monkeypatch, capsys):
+    import backprop.train
+
+    real = backprop.train.train_mlp
+
+    def interrupted(*args, **kwargs):
+        kwargs["epochs"] = 2
+        exc = _Stop()
+        exc.result = real(*args, **kwargs)
+        raise exc
+
+    monkeypatch.setattr(backprop.train, "train_mlp", interrupted)
+    path = tmp_path / "m.npz"
+    assert main(["fit", "--data", "iris", "--hidden", "8", "--save", str(path)]) == 130
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert f"saved to {path} (interrupted after 2 epochs" in captured.err
+    assert captured.err.strip().splitlines()[-1] == (
+        f"backprop fit: interrupted; the parameters so far are in {path}"
+    )
+    from backprop import load
+
+    assert load(path).net.sizes == (4, 8, 3)
+
+    def bare(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backprop.train, "train_mlp", bare)
+    path.unlink()
+    assert main(["fit", "--data", "iris", "--save", str(path)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["backprop fit: interrupted; nothing saved (no parameters were handed back)"]
+    assert not path.exists()
+
+
+@pytest.mark.slow  # a subprocess: ~5 s on the shared machine
+def test_a_closed_pipe_ends_quietly():
+    """`backprop xor --verbose | head -1`: no traceback, and the run stops writing."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backprop", "xor", "--backend", "numpy", "--verbose",
+         "--epochs", "20000", "--log-every", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
+
+
+def test_breast_cancer_is_accepted_with_either_spelling():
+    parser = build_parser()
+    for name in ("breast-cancer", "breast_cancer"):
+        assert parser.parse_args(["fit", "--data", name]).data == name
+
+
+@needs_sklearn
+def test_a_test_size_that_leaves_a_class_out_is_explained_in_our_words(capsys):
+    assert main(["fit", "--data", "iris", "--test-size", "0.01", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "test_size=0.01 splits iris's 150 rows into 148 train and 2 test rows" in err
+    assert "sklearn" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_numpy_scalars_are_accepted_where_numbers_and_bools_are():
+    import numpy as np
+
+    from backprop import experiments as E
+    from backprop.data import truth_table
+    from backprop.perceptron import perceptron_rule
+
+    X, y = truth_table("and", "float64")
+    r = perceptron_rule(X, y, lr=np.float32(0.05), epochs=np.int64(10), exact=np.True_)
+    assert r.converged and r.exact
+    E.perceptron("and", exact=np.True_, verbose=np.False_, out=lambda *a: None)
+
+
+def test_ctrl_c_in_an_experiment_saves_what_it_has(tmp_path, monkeypatch, capsys):
+    import backprop.experiments
+
+    real = backprop.experiments.train_mlp
+
+    def interrupted(*args, **kwargs):
+        kwargs["epochs"] = 3
+        exc = _Stop()
+        exc.result = real(*args, **kwargs)
+        raise exc
+
+    monkeypatch.setattr(backprop.experiments, "train_mlp", interrupted)
+    path = tmp_path / "s.npz"
+    assert main(["single-layer", "--save", str(path)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"interrupted; the parameters so far are in {path}" in err
+    from backprop import load
+
+    assert load(path).training["gate"] == "and"
+
+
+@needs_sklearn
+@pytest.mark.slow  # a subprocess training digits until interrupted: ~5 s
+def test_a_real_ctrl_c_during_fit_is_one_line_and_exit_130(tmp_path):
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backprop", "fit", "--data", "iris", "--epochs", "20000",
+         "--verbose", "--save", str(tmp_path / "m.npz")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    while not proc.stdout.readline().startswith("epoch"):
+        pass
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines[-1].startswith("backprop fit: interrupted")
+    # Parameters are saved when the training hands them back (KeyboardInterrupt.result).
+    assert len(lines) == 1 or lines[0].startswith(f"saved to {tmp_path / 'm.npz'}")
+
+
+@pytest.mark.parametrize(
+    ("text", "label_column", "fragment"),
+    [
+        ("1,2,a\n3,x,b\n", None, "line 2: 'x' is not a number"),
+        ("1,2,a\n3,4\n", None, "line 2: 2 columns, expected 3"),
+        ("1,2,a\n3,4,\n", None, "line 2: the label is missing"),
+        ("1,2,a\n3,4,nan\n", None, "line 2: the label is missing ('nan')"),
+        ("1,2,a\nnan,4,b\n", None, "data row 2 holds NaN or infinity"),
+        ("1,2\n", None, "has 2 columns, the model takes 2 features plus a label column"),
+        ("x,y,z\n1,2,a\n", "w", "--label-column 'w' is not a column"),
+        ("x,y,z\n", None, "holds a header and no rows"),
+        ("", None, "holds no rows"),
+    ],
+)
+def test_a_bad_csv_is_refused_naming_the_line(tmp_path, text, label_column, fragment):
+    from backprop.cli import read_csv
+
+    path = tmp_path / "rows.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        read_csv(str(path), 2, label_column, need_labels=True)
+    assert fragment in str(info.value)
+
+
+def test_a_csv_with_a_header_and_a_named_label_column(tmp_path):
+    from backprop.cli import read_csv
+
+    path = tmp_path / "rows.csv"
+    path.write_text("label,a,b\ncat,1,2\ndog,3.5,-4e1\n")
+    X, labels = read_csv(str(path), 2, "label", need_labels=True)
+    assert X.tolist() == [[1, 2], [3.5, -40]] and labels.tolist() == ["cat", "dog"]
+    X, labels = read_csv(str(path), 2, "0", need_labels=False)
+    assert labels.tolist() == ["cat", "dog"]
+
+
+@needs_sklearn
+def test_a_batch_larger_than_the_data_is_said_not_silent(capsys):
+    assert main(["fit", "--data", "iris", "--epochs", "1", "--batch-size", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --batch-size 1000 is more than the 112 training rows" in out

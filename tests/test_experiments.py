@@ -68,12 +68,27 @@ def test_perceptron_in_exact_arithmetic_takes_the_notes_two_passes():
     assert lines[-1] == rounded.rounding_note  # said where the result is printed
 
 
-def test_perceptron_old_keyword_names_warn():
+def test_perceptron_old_keyword_names_are_gone():
+    """Deprecated in 0.2, removed in 0.3: eta=, max_passes=, deep_stack(hidden=)."""
     X, y = truth_table("and", "float64")
-    with pytest.warns(DeprecationWarning, match=r"perceptron_rule\(eta=...\) is deprecated"):
-        assert perceptron_rule(X, y, eta=0.05).converged
-    with pytest.warns(DeprecationWarning, match=r"perceptron_rule\(max_passes=...\) is dep"):
-        assert perceptron_rule(X, y, max_passes=10).converged
+    for call in (
+        lambda: perceptron_rule(X, y, eta=0.05),
+        lambda: perceptron_rule(X, y, max_passes=10),
+        lambda: E.perceptron("and", eta=0.05),
+        lambda: E.deep_stack(hidden="relu"),
+    ):
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            call()
+
+
+def test_perceptron_says_one_mistake_and_verbose_prints_every_pass():
+    lines: list[str] = []
+    E.perceptron("xor", epochs=30, out=lines.append, verbose=True)
+    passes = [line for line in lines if line.startswith("pass")]
+    assert len(passes) > 10 and not any(line.startswith("...") for line in lines)
+    lines.clear()
+    E.perceptron("and", out=lines.append)
+    assert lines[1].startswith("pass   1: 1 mistake, weights")
 
 
 def test_perceptron_bad_input():
@@ -149,4 +164,12 @@ def test_load_starts_training_from_saved_parameters(tmp_path, capsys):
     before = float(second.split("test loss before training ")[1].split(",")[0])
     assert before == pytest.approx(after, abs=1e-4)  # it picked up where the first run ended
     assert main(["deep", "--epochs", "1", "--load", str(path)]) == 2
-    assert "the model [2, 64, 32, 16, 1] needs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "holds a 2-5-1 (relu; sigmoid output, bce) network; the model here is 2-64-32-16-1" in err
+    )
+    # same sizes, another activation: refused too, describing both
+    assert main(["xor", "--hidden", "5", "--backend", "numpy", "--load", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 2-5-1 (relu; sigmoid output, bce) network" in err
+    assert "the model here is 2-5-1 (sigmoid; sigmoid output, bce)" in err

@@ -15,7 +15,8 @@ import pytest
 
 from backprop.data import xor_data
 from backprop.fast import TRANSCRIPTIONS
-from backprop.kernels import get_backend
+from backprop.kernels import get_backend, registry
+from backprop.optim import OPTIMIZERS
 from backprop.xor import XorParams, init_xor_params, xor_loss_and_grads, xor_step
 from tests.conftest import HAVE_JAX
 
@@ -84,13 +85,13 @@ def test_the_saturated_example_has_its_true_cost_and_a_gradient_that_learns():
     assert float(grads.b2[0]) == pytest.approx(0.5, rel=1e-6)
 
 
-STACKED_CASES = [c for c in XOR_CASES if c.values[0].module == "backprop.fast.xor_nets"]
+STACKED_CASES = [c for c in XOR_CASES if c.values[0].module == "backprop.xor.stacked"]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("transcription", "backend"), STACKED_CASES)
 def test_many_networks_at_once_each_match_the_source(transcription, backend, dtype):
-    from backprop.many import init_xor_many
+    from backprop.xor.many import init_xor_many
 
     fast = importlib.import_module(transcription.module)
     X, y = xor_data(dtype)
@@ -233,3 +234,143 @@ def test_in_place_optimizer_steps_are_the_written_out_updates(settings):
     for a, b in zip(step.params(), ref, strict=True):
         np.testing.assert_allclose(a.w, b.w, rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(a.b, b.b, rtol=1e-13, atol=1e-15)
+
+
+# --- every declared in-place form against its declaration's pure form -------------------
+#
+# The NumPy fast path runs the in-place forms; training on JAX and the reference
+# derivation run the pure ones. Each in-place form is held to the pure form on
+# NumPy and on JAX, at ordinary points and at extremes (|z| up to 1e4).
+
+EXTREMES = np.array([-1e4, -745.0, -100.0, -40.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 40.0, 100.0, 1e4])
+
+
+def _activation_names():
+    from backprop.kernels import registry
+
+    return registry.activations()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", _activation_names())
+def test_each_activation_s_in_place_form_is_its_pure_pair(name, backend_name, dtype):
+    from backprop.kernels import activations, registry
+
+    spec = registry.activation(name)
+    if spec in activations.DECLARATIONS:
+        assert spec.inplace is not None, f"{name}: declare its in-place form beside the pair"
+    form = spec.inplace_form()  # declared, or built from the pair: both are held to it
+    rng = np.random.default_rng(3)
+    z = np.concatenate([rng.uniform(-5, 5, 24), EXTREMES]).reshape(4, -1).astype(dtype)
+    dh = rng.standard_normal(z.shape).astype(dtype)
+    K = get_backend(backend_name)
+    forward, backward = K.pair(name)
+    out, cache = forward(z)
+    ref = np.asarray(backward(dh, cache))
+    buf, got = z.copy(), dh.copy()
+    with np.errstate(over="ignore"):
+        saved = form.forward(buf)
+        form.backward(got, buf, saved, np.empty_like(buf))
+    assert np.all(np.isfinite(buf)) and np.all(np.isfinite(got))
+    tol = TOLERANCE[dtype]
+    np.testing.assert_allclose(buf, np.asarray(out), rtol=tol, atol=tol, err_msg="forward")
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg="backward")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scale", [1.0, 40.0, 1e3], ids=["ordinary", "logits 40", "logits 1e3"])
+@pytest.mark.parametrize("output", list(registry.HEADS))
+def test_each_head_s_in_place_form_is_its_loss_kernel(output, scale, backend_name, dtype):
+    from backprop.kernels import registry
+
+    head = registry.head(output)
+    assert head.inplace is not None
+    rng = np.random.default_rng(4)
+    z = (rng.standard_normal((9, 3)) * scale).astype(dtype)
+    if head.labels is not None:
+        Y = head.labels("y", rng.integers(0, 3, 9), 3, dtype)
+    else:
+        Y = rng.integers(0, 2, (9, 3)).astype(dtype)
+    forward, backward = get_backend(backend_name).pair(head.kernel)
+    loss, cache = forward(z, Y)
+    dz = np.asarray(backward(1.0, cache))
+    got = np.empty_like(z)
+    with np.errstate(over="ignore"):
+        got_loss = head.inplace(z.copy(), Y, got)
+    assert np.isfinite(got_loss) and np.all(np.isfinite(got))
+    tol = TOLERANCE[dtype]
+    np.testing.assert_allclose(got_loss, float(loss), rtol=tol)
+    np.testing.assert_allclose(got, dz, rtol=tol, atol=tol * float(np.abs(dz).max()))
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_each_optimizer_s_in_place_form_is_its_pure_update(name, nesterov, backend_name):
+    """Five steps on a flat vector with gradients from 1e-8 to 1e4: in place against pure."""
+    import contextlib
+
+    from backprop import optim
+    from backprop.nets import Layer
+
+    spec = optim.get(name)
+    assert spec.inplace is not None
+    opt = optim.Optimizer(name, 0.05, momentum=0.7, nesterov=nesterov, beta1=0.8, beta2=0.95)
+    rng = np.random.default_rng(5)
+    theta = rng.standard_normal(12)
+    ctx = contextlib.nullcontext()
+    if backend_name == "jax":
+        import jax
+
+        ctx = jax.enable_x64(True)
+    with ctx:
+        xp = get_backend(backend_name).xp
+        params = (Layer(xp.asarray(theta[:8].reshape(4, 2)), xp.asarray(theta[8:])),)
+        state = spec.init(opt, params, xp)
+        slots, scratch = spec.inplace_state(opt, theta), [np.empty(12), np.empty(12)]
+        for t in range(1, 6):
+            g = rng.standard_normal(12) * 10.0 ** rng.uniform(-8, 4, 12)
+            grads = (Layer(xp.asarray(g[:8].reshape(4, 2)), xp.asarray(g[8:])),)
+            params, state = spec.update(opt, params, grads, state, xp)
+            spec.inplace_step(opt, theta, g, slots, scratch, t)
+            ref = np.concatenate([np.asarray(params[0].w).ravel(), np.asarray(params[0].b)])
+            np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14, err_msg=f"step {t}")
+
+
+def test_the_fast_path_resolves_every_name_up_front_and_lists_the_valid_ones():
+    from backprop import optim
+    from backprop.fast.mlp_inplace import InPlaceMLP
+    from backprop.nets import Net, init_params, make_net
+
+    params = init_params([3, 4, 2])
+    for net, opt, message in [
+        (Net((3, 4, 2), ("swish",), "sigmoid"), optim.Optimizer(), "activation must be one of"),
+        (Net((3, 4, 2), ("relu",), "hinge"), optim.Optimizer(), "output must be one of"),
+        (Net((3, 4, 2), ("relu",), "sigmoid"), optim.Optimizer("lion"), "optimizer must be one"),
+    ]:
+        with pytest.raises(ValueError, match=message) as info:
+            InPlaceMLP(net, params, opt, 5, "float64")
+        assert "sigmoid" in str(info.value) or "sgd" in str(info.value)
+    with pytest.raises(ValueError, match="relu, tanh, identity"):
+        make_net([3, 4, 2], "step")  # an activation without a backward is not trainable
+    with pytest.raises(ValueError, match="sgd, momentum, adam"):
+        optim.make_optimizer("lion", 0.1)
+
+
+def test_no_training_code_switches_on_an_activation_head_or_optimizer_name():
+    """The training modules look names up in the declarations; none compares a name.
+
+    (The pattern finds all 13 comparisons of the NumPy fast path before 0.3.0.)
+    """
+    import re
+    from pathlib import Path
+
+    from backprop.kernels.registry import HEADS, KERNELS
+
+    names = {*KERNELS, *HEADS, *OPTIMIZERS, "bce", "cross_entropy"}
+    alternatives = "|".join(sorted(names))
+    pattern = re.compile(r"""(==|!=|\bin)\s*\(?\s*["'](""" + alternatives + r""")["']""")
+    root = Path(__file__).resolve().parents[1] / "backprop"
+    for path in ["nets.py", "train.py", "distributed.py", "fast/mlp_inplace.py"]:
+        source = (root / path).read_text()
+        found = [m.group(0) for m in pattern.finditer(source)]
+        assert not found, f"backprop/{path} compares names: {found}"

@@ -132,7 +132,7 @@ def buggy_xor_gradients(K, params, X, y, bug):
 @pytest.mark.parametrize(
     ("bug", "hidden", "failing", "diagnosis"),
     [
-        ("forgot_hidden_sigma_prime", 2, {"w1", "b1"}, "mismatch, not a constant factor"),
+        ("forgot_hidden_sigma_prime", 2, {"w1", "b1"}, "missing or misplaced derivative factor"),
         ("transposed_w1", 2, {"w1"}, "transpose of numeric"),
         ("sum_not_mean", 2, {"w1", "b1", "w2", "b2"}, "exactly 4x too large (a sum where a mean"),
         ("flipped_sign_w2", 2, {"w2"}, "sign flipped"),

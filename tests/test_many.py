@@ -7,8 +7,8 @@ import pytest
 
 from backprop import XorParams, train_xor_manual, xor_data
 from backprop.kernels import get_backend
-from backprop.many import init_xor_many, train_xor_many
 from backprop.xor import xor_loss_and_grads
+from backprop.xor.many import init_xor_many, train_xor_many
 
 
 @pytest.mark.parametrize("hidden", [2, 3])

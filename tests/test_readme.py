@@ -74,7 +74,7 @@ def _backprop_args(command: str) -> tuple[dict[str, str], list[str]]:
 def _small(args: list[str]) -> list[str]:
     """The same command with few epochs (argparse keeps the last occurrence)."""
     sub = args[0] if args and not args[0].startswith("-") else "xor"
-    if sub == "gradcheck":
+    if sub in ("gradcheck", "predict", "evaluate"):  # no training
         return args
     epochs = {"xor": "300", "perceptron": "5", "fit": "2"}.get(sub, "20")
     return [*args, "--epochs", epochs]
@@ -97,7 +97,7 @@ def _run_backprop(args: list[str], env: dict[str, str], cwd: Path, timeout: int 
 def _needs(args: list[str], env: dict[str, str]) -> str | None:
     if ("jax" in args or "XLA_FLAGS" in env) and not HAVE["jax"]:
         return "needs JAX"
-    if args and args[0] == "fit" and not HAVE["sklearn"]:
+    if args and not HAVE["sklearn"] and (args[0] == "fit" or "--data" in args):
         return "needs scikit-learn"
     return None
 
@@ -108,12 +108,16 @@ SINGLE += TABLE_COMMANDS
 
 @pytest.mark.parametrize("command", SINGLE)
 def test_every_backprop_command_runs_at_small_sizes(command, tmp_path):
-    env, args = _backprop_args(command.split("&&")[-1])
-    reason = _needs(args, env)
-    if reason:
-        pytest.skip(reason)
-    out = _run_backprop(_small(args), env, tmp_path)
-    assert out.strip()
+    """Each ``python -m backprop`` of a line, in order, in one directory (fit --save, then
+    evaluate the file it wrote)."""
+    parts = [_backprop_args(part) for part in command.split("&&") if "-m backprop" in part]
+    for env, args in parts:
+        reason = _needs(args, env)
+        if reason:
+            pytest.skip(reason)
+    for env, args in parts:
+        out = _run_backprop(_small(args), env, tmp_path)
+        assert out.strip()
 
 
 def _free_port() -> int:
@@ -122,6 +126,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_the_multi_process_launch_runs_as_documented(tmp_path):
     """The README's two commands, at 127.0.0.1 and a free port, two processes at once."""
     launch = [c for c in COMMANDS if "--coordinator" in c]
@@ -155,6 +160,7 @@ def test_the_multi_process_launch_runs_as_documented(tmp_path):
     assert "test accuracy" in outs[0][0]
 
 
+@pytest.mark.slow
 def test_the_test_selection_commands_select_tests():
     command = next(c for c in COMMANDS if "-m gradcheck" in c)
     args = shlex.split(command, comments=True)[3:]
@@ -169,6 +175,7 @@ def test_the_test_selection_commands_select_tests():
     assert re.search(r"(\d+)/\d+ tests collected|(\d+) tests collected", proc.stdout)
 
 
+@pytest.mark.slow
 def test_the_benchmark_commands_run_on_one_small_benchmark(tmp_path):
     pytest.importorskip("pytest_benchmark")
     bench = next(c for c in COMMANDS if "--benchmark-only" in c)
@@ -193,6 +200,7 @@ def test_the_benchmark_commands_run_on_one_small_benchmark(tmp_path):
     assert "| l2_penalty | small |" in out and "### Targets" in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE["pdoc"], reason="pdoc is not installed")
 def test_the_api_reference_builds_without_warnings(tmp_path):
     command = next(c for c in COMMANDS if "docs/build.py" in c)

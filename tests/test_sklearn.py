@@ -23,6 +23,9 @@ from backprop.nets import init_params  # noqa: E402
 from backprop.train import train_mlp  # noqa: E402
 from tests.conftest import HAVE_JAX  # noqa: E402
 
+# short fits stop at max_iter on purpose; the warning itself is tested below
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 DIGITS = sklearn.datasets.load_digits()
 X = (DIGITS.data[:400] / 16.0).astype(np.float64)
 LABELS = DIGITS.target[:400]
@@ -176,17 +179,24 @@ def test_early_stopping_holds_out_a_validation_set():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"solver": "lbfgs"}, "solver must be one of sgd, adam"),
-        ({"activation": "gelu"}, "activation must be one of identity, logistic, tanh, relu"),
-        ({"hidden_layer_sizes": (0,)}, "each of hidden_layer_sizes must be an integer >= 1"),
-        ({"random_state": "x"}, "random_state must be None or an integer"),
-        ({"validation_fraction": 1.5, "early_stopping": True}, "validation_fraction must be"),
-        ({"backend": "torch"}, "backend must be one of"),
+        ({"solver": "newton"}, "The 'solver' parameter of MLPClassifier must be a str among"),
+        ({"activation": "gelu"}, "The 'activation' parameter of MLPClassifier must be"),
+        ({"hidden_layer_sizes": (0,)}, r"hidden_layer_sizes must be > 0, got \[0\]"),
+        ({"random_state": "x"}, "The 'random_state' parameter of MLPClassifier must be"),
+        (
+            {"max_iter": 0},
+            r"The 'max_iter' parameter of MLPClassifier must be an int in the range \[1, inf\)",
+        ),
+        ({"learning_rate_init": -1.0}, "The 'learning_rate_init' parameter of MLPClassifier"),
+        ({"n_iter_no_change": 0}, "The 'n_iter_no_change' parameter of MLPClassifier"),
+        ({"validation_fraction": 1.5, "early_stopping": True}, "The 'validation_fraction' param"),
+        ({"backend": "torch"}, "The 'backend' parameter of MLPClassifier must be a str among"),
+        ({"devices": 2}, "devices=2 needs backend='jax'"),
     ],
 )
-def test_bad_settings_raise_at_fit(params, message):
+def test_bad_settings_raise_at_fit_in_the_estimators_words(params, message):
     with pytest.raises(ValueError, match=message):
-        MLPClassifier(max_iter=2, **params).fit(X, LABELS)
+        MLPClassifier(**{"max_iter": 2, **params}).fit(X, LABELS)
 
 
 def test_unfitted_estimator_and_bad_data():
@@ -194,15 +204,17 @@ def test_unfitted_estimator_and_bad_data():
 
     with pytest.raises(NotFittedError, match="not fitted yet"):
         MLPClassifier().predict(X)
-    with pytest.raises(ValueError, match="y must hold at least 2 classes"):
-        MLPClassifier(max_iter=2).fit(X, np.zeros(len(X)))
-    with pytest.raises(ValueError, match=r"y must be a 1-D array of 400 labels"):
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         MLPClassifier(max_iter=2).fit(X, LABELS[:10])
-    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, LABELS)
-    with pytest.raises(
-        ValueError, match="X has 3 features, but this classifier was fitted with 64"
-    ):
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MLPClassifier(max_iter=2).fit(X, np.linspace(0, 1, len(X)))
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, LABELS)
+    with pytest.raises(ValueError, match="X has 3 features, but MLPClassifier is expecting 64"):
         clf.predict(X[:, :3])
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    np.testing.assert_allclose(clf.predict_log_proba(X[:4]), np.log(clf.predict_proba(X[:4])))
 
 
 def test_import_backprop_does_not_need_scikit_learn():
@@ -219,8 +231,26 @@ def test_import_backprop_does_not_need_scikit_learn():
         "builtins.__import__ = block\n"
         "import numpy as np, backprop\n"
         "X = np.random.default_rng(0).standard_normal((40, 3)); y = (X[:, 0] > 0).astype(int)\n"
+        "import warnings\n"
+        "warnings.simplefilter('ignore', backprop.ConvergenceWarning)\n"
+        "assert issubclass(backprop.ConvergenceWarning, UserWarning)\n"
         "clf = backprop.MLPClassifier((4,), max_iter=5, random_state=0).fit(X, y)\n"
-        "print(clf.get_params()['max_iter'], clf.predict(X[:3]).shape, clf)\n"
+        "clf.partial_fit(X, y)\n"
+        "es = backprop.MLPClassifier((4,), max_iter=5, early_stopping=True, random_state=0)\n"
+        "es.fit(X, y)\n"
+        "reg = backprop.MLPRegressor(hidden_layer_sizes=(4,), solver='lbfgs', max_iter=5)\n"
+        "reg.fit(X, X[:, 0])\n"
+        "assert not hasattr(backprop.MLPClassifier(solver='lbfgs'), 'partial_fit')\n"
+        "try:\n"
+        "    backprop.MLPClassifier(max_iter=0).fit(X, y)\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+        "print(clf.get_params()['max_iter'], clf.predict(X[:3]).shape, reg.predict(X).shape, clf)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("5 (3,) MLPClassifier(hidden_layer_sizes=(4,)")
+    lines = out.stdout.splitlines()
+    assert lines[0] == (
+        "The 'max_iter' parameter of MLPClassifier must be an int in the range [1, inf). Got 0 "
+        "instead."
+    )
+    assert lines[1].startswith("5 (3,) (40,) MLPClassifier(hidden_layer_sizes=(4,)")

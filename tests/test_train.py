@@ -202,10 +202,13 @@ def test_the_result_prints_as_one_line():
     assert "\n" not in text and len(text) < 250 and "val accuracy" in text
 
 
-def test_hidden_naming_the_activation_is_deprecated():
-    with pytest.warns(DeprecationWarning, match=r"train_mlp\(hidden=...\) is deprecated"):
-        r = train_mlp([6, 4, 1], X, BINARY, hidden="relu", epochs=2)
-    assert r.net.activations == ("relu",)
+def test_hidden_naming_the_activation_is_gone_in_0_3():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hidden'"):
+        train_mlp([6, 4, 1], X, BINARY, hidden="relu", epochs=2)
+    from backprop.xor.many import train_xor_many
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'steps'"):
+        train_xor_many(2, steps=10)
 
 
 def test_divergence_names_the_epoch_and_an_overflowing_start_names_the_start():
@@ -260,3 +263,106 @@ def test_bad_input_gets_a_clear_error_naming_the_argument(change, error, message
     Xa, ya = kwargs.pop("X", X), kwargs.pop("y", BINARY)
     with pytest.raises(error, match=message):
         train_mlp(sizes, Xa, ya, **kwargs)
+
+
+@needs_jax
+def test_jax_run_in_chunks_equals_one_compiled_run(monkeypatch):
+    """Chunks of one epoch each (the most host round trips) against one call for the run."""
+    from backprop import train
+
+    config = {**CONFIGS["adam, relu, validation, early stopping"], "patience": 4}
+    monkeypatch.setattr(train, "CHUNK_SECONDS", float("inf"))
+    whole = _run("jax", config, epochs=40)
+    monkeypatch.setattr(train, "CHUNK_SECONDS", 0.0)
+    chunked = _run("jax", config, epochs=40)
+    assert chunked.epochs == whole.epochs and chunked.best_epoch == whole.best_epoch
+    for field in ("losses", "accuracies", "grad_norms", "val_losses", "val_accuracies"):
+        np.testing.assert_array_equal(getattr(chunked, field), getattr(whole, field))
+    for a, b in zip(chunked.params, whole.params, strict=True):
+        np.testing.assert_array_equal(a.w, b.w)
+        np.testing.assert_array_equal(a.b, b.b)
+
+
+def test_an_exception_in_progress_arrives_as_itself(backend_name):
+    def progress(epoch, loss):
+        if epoch == 3:
+            raise LookupError("the caller's own error")
+
+    with pytest.raises(LookupError, match="the caller's own error"):
+        train_mlp([6, 3, 1], X, BINARY, epochs=50, backend=backend_name, progress=progress)
+
+
+def test_ctrl_c_raises_training_interrupted_with_the_run_so_far(backend_name, monkeypatch):
+    from backprop import TrainingInterrupted, train
+
+    monkeypatch.setattr(train, "CHUNK_SECONDS", 0.0)  # JAX: one epoch per chunk
+
+    def progress(epoch, loss):
+        if epoch == 4:
+            raise KeyboardInterrupt
+
+    settings = dict(epochs=50, backend=backend_name, dtype="float64", batch_size=20)
+    with pytest.raises(KeyboardInterrupt) as info:
+        train_mlp([6, 3, 1], X, BINARY, progress=progress, **settings)
+    assert isinstance(info.value, TrainingInterrupted)
+    got = info.value.result
+    # four epochs on NumPy (the backends agree to 1e-10): no second compilation on JAX
+    ref = train_mlp([6, 3, 1], X, BINARY, **{**settings, "epochs": 4, "backend": "numpy"})
+    assert got.epochs == 4 and not np.any(np.isnan(got.losses))
+    np.testing.assert_allclose(got.losses, ref.losses, rtol=1e-10)
+    for a, b in zip(got.params, ref.params, strict=True):
+        np.testing.assert_allclose(a.w, b.w, rtol=1e-10)
+
+
+CHILD = """
+import signal, sys
+import numpy as np
+import backprop
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignores it
+X = np.random.default_rng(0).standard_normal((500, 8))
+started = []
+
+def progress(epoch, loss):
+    if not started:
+        started.append(epoch)
+        print("started", flush=True)
+
+try:
+    backprop.train_mlp([8, 16, 1], X, (X[:, 0] > 0).astype(float), epochs=200_000,
+                       batch_size=50, shuffle=False, backend=sys.argv[1], progress=progress)
+except backprop.TrainingInterrupted as stopped:
+    r = stopped.result
+    print("interrupted", r.epochs, len(r.losses), bool(np.all(np.isfinite(r.losses))))
+"""
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_stops_training_with_its_result(backend_name):
+    """SIGINT to a process training for 200,000 epochs: TrainingInterrupted with the epochs run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, backend_name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    try:
+        assert child.stdout.readline().strip() == "started"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err[-3000:]
+    word, epochs, n_losses, finite = out.split()
+    assert word == "interrupted" and finite == "True"
+    assert 1 <= int(epochs) == int(n_losses) < 200_000

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-import backprop.fast.xor_inplace as xor_inplace
 import backprop.xor as xor_module
+import backprop.xor.inplace as xor_inplace
 from backprop import XorParams, init_xor_params, train_xor_manual
 from backprop.data import xor_data
 from backprop.kernels import get_backend
@@ -142,8 +142,8 @@ def test_verbose_prints_the_cost_every_log_every_epochs(backend_name, capsys):
 
 
 def test_no_autodiff_in_the_manual_loop():
-    import backprop.fast.xor_nets as xor_nets
-    import backprop.xor_train as xor_train
+    import backprop.xor.manual as xor_train
+    import backprop.xor.stacked as xor_nets
 
     for module in (xor_module, xor_train, xor_inplace, xor_nets):
         source = inspect.getsource(module)
@@ -151,14 +151,11 @@ def test_no_autodiff_in_the_manual_loop():
             assert word not in source, (module.__name__, word)
 
 
-def test_deprecated_steps_still_works_with_a_warning():
-    with pytest.warns(DeprecationWarning, match=r"train_xor_manual\(steps=...\) is deprecated"):
-        r = train_xor_manual(steps=10)
-    assert r.epochs == 10
-    with pytest.warns(DeprecationWarning, match=r"XorResult.steps is deprecated"):
-        assert r.steps == 10
-    with pytest.raises(TypeError, match="unexpected keyword arguments: step"):
-        train_xor_manual(step=10)
+def test_the_names_deprecated_in_0_2_are_gone_in_0_3():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'steps'"):
+        train_xor_manual(steps=10)
+    r = train_xor_manual(epochs=10)
+    assert not hasattr(r, "steps") and not hasattr(r, "time_per_step")
 
 
 @pytest.mark.parametrize(

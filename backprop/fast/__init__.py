@@ -27,19 +27,19 @@ class Transcription:
 
 TRANSCRIPTIONS = (
     Transcription(
-        "backprop.fast.xor_inplace",
+        "backprop.xor.inplace",
         "backprop.xor.xor_loss_and_grads",
         ("numpy",),
         "train_xor_manual on NumPy: in place, biases folded into the weights",
     ),
     Transcription(
-        "backprop.fast.xor_single",
+        "backprop.xor.single",
         "backprop.xor.xor_loss_and_grads",
         ("numpy", "jax"),
         "train_xor_manual on JAX: whole arrays, the loop compiled",
     ),
     Transcription(
-        "backprop.fast.xor_nets",
+        "backprop.xor.stacked",
         "backprop.xor.xor_loss_and_grads",
         ("numpy", "jax"),
         "train_xor_many on both: unrolled over the rows, networks on the last axis",

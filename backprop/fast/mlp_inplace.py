@@ -12,22 +12,29 @@ buffers allocated once:
   gradients: the optimizer updates all of them in a handful of whole-vector
   operations, and the L2 penalty is one product over the weights' part;
 - each layer's pre-activation is computed into its buffer (``h @ w`` with
-  ``out=``, then ``+= b``) and the activation applied in place, so the
-  buffer holds the layer's output, from which every activation's derivative
-  is read: sigma' = a (1 - a), tanh' = 1 - a^2, relu' = [a > 0];
-- the output head is the reference's fused kernel written out: d loss / dz
-  = w (sigma(z) - y), w (softmax(z) - y) or 2 w (z - y), with w = 1 / N
-  (divided by the outputs for the elementwise heads);
+  ``out=``, then ``+= b``) and the activation's declared in-place form
+  (:class:`backprop.kernels.spec.InPlace`) applied to it, so the buffer holds
+  the layer's output, from which (or from what the forward saved) the
+  derivative is read: sigma' = a (1 - a), tanh' = 1 - a^2, relu' = [a > 0];
+- the output head is its declared in-place form
+  (:class:`backprop.kernels.spec.Head`), the reference's fused kernel
+  written out: d loss / dz = w (sigma(z) - y), w (softmax(z) - y) or
+  2 w (z - y), with w = 1 / N (divided by the outputs for the elementwise
+  heads);
 - backward per layer from the top: ``dw = h.T @ dz`` into the gradient
   vector, ``db = 1 @ dz``, then ``dh = dz @ w.T`` into the layer below's
-  gradient buffer, times the derivative, in place.
+  gradient buffer, times the derivative, in place;
+- the optimizer is its declared in-place form
+  (:class:`backprop.optim.OptimizerSpec`) on the flat vectors.
 
-Forward sigmoid ``1 / (1 + exp(-z))``: exp overflows to ``inf`` below
-z = -88 (float32) and the quotient is then 0, the correctly rounded value;
-the step runs under ``np.errstate(over="ignore")``. ``tests/test_fast.py``
-holds the loss and every gradient to the reference for every activation and
-head, at random and saturated points, and each optimizer's update to
-:func:`backprop.optim.update`.
+Nothing here knows an activation, head or optimizer by name: a kernel
+registered with :func:`backprop.register_activation` runs here through the
+in-place form built from its pure pair. The step runs under
+``np.errstate(over="ignore")`` (the in-place sigmoid's exp overflows to
+inf, giving the correctly rounded 0). ``tests/test_fast.py`` holds the loss
+and every gradient to the reference for every activation and head, at
+random and saturated points, and every in-place form to its declaration's
+pure form.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from backprop import optim
+from backprop.kernels import registry
 from backprop.nets import Layer, Net
 from backprop.optim import Optimizer
 
@@ -73,13 +82,16 @@ class InPlaceMLP:
         self.out = [np.empty((max_rows, d), dt) for d in net.sizes[1:]]
         self.d_out = [np.empty((max_rows, d), dt) for d in net.sizes[1:]]
         self.scratch = np.empty((max_rows, max(net.sizes[1:])), dt)
-        self.mask = np.empty((max_rows, max(net.sizes[1:])), bool)
         self.ones = np.ones(max_rows, dt)
-        self.tmp = np.empty(total, dt)
-        self.tmp2 = np.empty(total, dt) if opt.name == "momentum" and opt.nesterov else None
+        # every name resolved once, here: an unknown one raises before any work
+        self.acts = [registry.activation(a).inplace_form() for a in net.activations]
+        self.saved: list[Any] = [None] * len(self.acts)
+        self.head = registry.head_inplace(registry.head(net.output))
+        self.optimizer = optim.get(opt.name)
+        self.scratch_flat = [np.empty(total, dt), np.empty(total, dt)]
+        self.tmp = self.scratch_flat[0]
+        self.slots = self.optimizer.inplace_state(opt, self.theta)
         self.t = 0
-        self.first = np.zeros(total, dt) if opt.name in ("momentum", "adam") else None
-        self.second = np.zeros(total, dt) if opt.name == "adam" else None
 
     def params(self) -> tuple[Layer, ...]:
         """Copies of the current parameters."""
@@ -107,9 +119,9 @@ class InPlaceMLP:
             np.matmul(h, self.W[i], out=z)
             z += self.b[i]
             if i < last:
-                _activate(self.net.activations[i], z)
+                self.saved[i] = self.acts[i].forward(z)
             h = z
-        loss = self._head(h, Y, self.d_out[last][:n])
+        loss = self.head(h, Y, self.d_out[last][:n])
         for i in range(last, -1, -1):
             dz = self.d_out[i][:n]
             below = X if i == 0 else self.out[i - 1][:n]
@@ -121,7 +133,8 @@ class InPlaceMLP:
                     np.multiply(dz, self.W[i].T, out=dh)
                 else:
                     np.matmul(dz, self.W[i].T, out=dh)
-                self._derivative(self.net.activations[i - 1], below, dh)
+                scratch = self.scratch[:n, : dh.shape[1]]
+                self.acts[i - 1].backward(dh, below, self.saved[i - 1], scratch)
         if l2:
             w, dw, tmp = self.theta[: self.n_weights], self.grad[: self.n_weights], self.tmp
             loss += 0.5 * l2 * float(np.dot(w, w))
@@ -129,84 +142,12 @@ class InPlaceMLP:
             dw += tmp[: self.n_weights]
         return loss, h
 
-    def _head(self, z: np.ndarray, Y: np.ndarray, dz: np.ndarray) -> float:
-        """The output head's loss on logits z; d loss / dz into ``dz``."""
-        n, m = z.shape
-        if self.net.output == "softmax":
-            top = z.max(axis=1, keepdims=True)
-            np.subtract(z, top, out=dz)
-            np.exp(dz, out=dz)
-            total = dz.sum(axis=1, keepdims=True)
-            loss = float(np.sum(Y * ((top - z) + np.log(total)))) / n
-            dz /= total
-            dz -= Y
-            dz *= 1.0 / n
-            return loss
-        if self.net.output == "sigmoid":
-            e = np.exp(-np.abs(z))
-            loss = float(np.sum(np.maximum(z, 0) - z * Y + np.log1p(e))) / (n * m)
-            np.divide(np.maximum(e, z >= 0), 1.0 + e, out=dz)
-            dz -= Y
-            dz *= 1.0 / (n * m)
-            return loss
-        np.subtract(z, Y, out=dz)
-        loss = float(np.dot(dz.ravel(), dz.ravel())) / (n * m)
-        dz *= 2.0 / (n * m)
-        return loss
-
-    def _derivative(self, name: str, a: np.ndarray, dh: np.ndarray) -> None:
-        """dh *= the activation's derivative, read from its output a (in place)."""
-        n, d = a.shape
-        if name == "relu":
-            mask = self.mask[:n, :d]
-            np.greater(a, 0, out=mask)
-            np.multiply(dh, mask, out=dh)
-        elif name == "tanh":
-            s = self.scratch[:n, :d]
-            np.multiply(a, a, out=s)
-            np.subtract(1.0, s, out=s)
-            dh *= s
-        elif name == "sigmoid":
-            s = self.scratch[:n, :d]
-            np.subtract(1.0, a, out=s)
-            s *= a
-            dh *= s
-        # identity: the derivative is 1
-
     def update(self) -> None:
         """One optimizer step on the flat parameter vector, from :attr:`grad`."""
-        opt, theta, g, tmp = self.opt, self.theta, self.grad, self.tmp
-        if opt.name == "sgd":
-            np.multiply(g, opt.lr, out=tmp)
-            theta -= tmp
-        elif opt.name == "momentum":
-            v = self.first
-            v *= opt.momentum
-            np.multiply(g, opt.lr, out=tmp)
-            v -= tmp
-            if opt.nesterov:  # w + (mu v - lr g)
-                step = self.tmp2
-                np.multiply(v, opt.momentum, out=step)
-                step -= tmp
-                theta += step
-            else:
-                theta += v
-        else:
-            self.t += 1
-            m, v = self.first, self.second
-            m *= opt.beta1
-            np.multiply(g, 1 - opt.beta1, out=tmp)
-            m += tmp
-            v *= opt.beta2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - opt.beta2
-            v += tmp
-            lr_t = opt.lr * np.sqrt(1 - opt.beta2**self.t) / (1 - opt.beta1**self.t)
-            np.sqrt(v, out=tmp)
-            tmp += opt.eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= lr_t
-            theta -= tmp
+        self.t += 1
+        self.optimizer.inplace_step(
+            self.opt, self.theta, self.grad, self.slots, self.scratch_flat, self.t
+        )
 
     def grad_norms(self) -> list[float]:
         """||dW|| of each layer's weight gradient."""
@@ -223,19 +164,6 @@ def _views(flat: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[list[Any], 
         bs.append(flat[offset : offset + b])
         offset += b
     return ws, bs
-
-
-def _activate(name: str, z: np.ndarray) -> None:
-    """The hidden activation, in place."""
-    if name == "relu":
-        np.maximum(z, 0, out=z)
-    elif name == "tanh":
-        np.tanh(z, out=z)
-    elif name == "sigmoid":
-        np.negative(z, out=z)
-        np.exp(z, out=z)
-        z += 1.0
-        np.reciprocal(z, out=z)
 
 
 def loss_and_grads(

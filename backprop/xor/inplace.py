@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop.xor import XorParams
+from backprop.xor.derivation import XorParams
 
 
 def logit_costs(logits: Any, y: Any, xp: Any = np) -> Any:

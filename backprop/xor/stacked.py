@@ -20,7 +20,7 @@ and the gradients are sums over the rows: dw1[d] = sum_i X[i, d] d_l1_i,
 db1 = sum_i d_l1_i, dw2 = sum_i a1_i d_l2_i, db2 = sum_i d_l2_i.
 
 Used by :func:`backprop.train_xor_many` on both backends. (For one network
-on JAX, :mod:`backprop.fast.xor_single` is faster: with no network axis, XLA
+on JAX, :mod:`backprop.xor.single` is faster: with no network axis, XLA
 fuses its whole-array form into fewer kernels.)
 ``tests/test_fast.py`` holds it to the reference network by network, on
 random and saturated parameters, in float32 and float64, on both backends.
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop.xor import XorParams
+from backprop.xor.derivation import XorParams
 
 Nets = tuple[Any, Any, Any, Any]
 """(w1 (D, H, ...), b1 (H, ...), w2 (H, ...), b2 (...)): parameters, networks last."""
@@ -113,7 +113,7 @@ def loss_and_grads(K: Any, params: XorParams, X: Any, y: Any) -> tuple[Any, XorP
     """The signature of :func:`backprop.xor.xor_loss_and_grads`, for one network or a stack.
 
     ``params`` may hold n networks stacked on a leading axis (as
-    :func:`backprop.many.init_xor_many` draws them); the cost then has shape
+    :func:`backprop.xor.many.init_xor_many` draws them); the cost then has shape
     (n,) and every gradient the stacked shape.
     """
     xp = K.xp

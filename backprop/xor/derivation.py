@@ -15,9 +15,9 @@ y) / N`` exactly, also where ``sigmoid(l2)`` rounds to 0 or 1 and a
 probability-space BCE would stop learning. :func:`xor_step` applies the four
 updates, written out. No autodiff anywhere.
 
-:func:`backprop.train_xor_manual` (in :mod:`backprop.xor_train`) runs this
-derivation fast: NumPy through :mod:`backprop.fast.xor_inplace` (in place, in
-buffers allocated once), JAX through :mod:`backprop.fast.xor_single` (whole
+:func:`backprop.train_xor_manual` (in :mod:`backprop.xor.manual`) runs this
+derivation fast: NumPy through :mod:`backprop.xor.inplace` (in place, in
+buffers allocated once), JAX through :mod:`backprop.xor.single` (whole
 arrays, the whole loop one compiled computation). Both are
 transcriptions of :func:`xor_loss_and_grads`, held to it by
 ``tests/test_fast.py`` on random and saturated inputs.

@@ -2,7 +2,7 @@
 
 Every network follows the update of :func:`backprop.train_xor_manual`, all
 of them at once through the networks-last transcription
-:func:`backprop.fast.xor_nets.step`: on NumPy as a Python loop of
+:func:`backprop.xor.stacked.step`: on NumPy as a Python loop of
 whole-stack operations, on JAX as one compiled ``lax.fori_loop``, optionally
 split across devices along the network axis.
 """
@@ -24,12 +24,11 @@ from backprop._validate import (
     check_lr,
     check_positive_int,
     check_seed,
-    take_renamed,
 )
 from backprop.data import xor_data
-from backprop.fast.xor_nets import Nets, costs, forward, nets_first, nets_last, step
 from backprop.kernels import get_backend
-from backprop.xor import DEFAULT_LR, MAX_HIDDEN, XorParams
+from backprop.xor.derivation import DEFAULT_LR, MAX_HIDDEN, XorParams
+from backprop.xor.stacked import Nets, costs, forward, nets_first, nets_last, step
 
 
 @dataclass(frozen=True, repr=False)
@@ -102,7 +101,6 @@ def train_xor_many(
     hidden: int = 2,
     dtype: str = "float32",
     devices: Any = None,
-    **deprecated: Any,
 ) -> ManyResult:
     """Train ``n_nets`` independent 2-``hidden``-1 XOR networks from random starts.
 
@@ -116,8 +114,7 @@ def train_xor_many(
         Networks to train.
     backend : "numpy" or "jax"
     epochs, lr, seed, hidden, dtype
-        As for :func:`backprop.train_xor_manual` (``steps=`` is the deprecated
-        name of ``epochs``).
+        As for :func:`backprop.train_xor_manual`.
     devices : None, int, "all" or sequence of jax.Device
         JAX only: None trains on one device; otherwise the networks are split
         across that many (or those) devices (on a CPU, set
@@ -134,9 +131,6 @@ def train_xor_many(
         Naming the argument, for a bad count, backend, epochs, lr, seed,
         hidden, dtype or devices.
     """
-    epochs = take_renamed("train_xor_many", deprecated, {"steps": "epochs"}, {"epochs": epochs})[
-        "epochs"
-    ]
     backend = check_backend(backend)
     n_nets = check_positive_int("n_nets", n_nets)
     epochs = check_count("epochs", epochs)

@@ -22,13 +22,12 @@ from backprop._validate import (
     check_lr,
     check_positive_int,
     first_nonfinite,
-    take_renamed,
 )
 from backprop.data import xor_data
-from backprop.fast.xor_inplace import train_inplace
-from backprop.fast.xor_single import train_single_jax
 from backprop.kernels import get_backend
-from backprop.xor import DEFAULT_LR, MAX_HIDDEN, XorParams, init_xor_params, xor_predict
+from backprop.xor.derivation import DEFAULT_LR, MAX_HIDDEN, XorParams, init_xor_params, xor_predict
+from backprop.xor.inplace import train_inplace
+from backprop.xor.single import train_single_jax
 
 
 @dataclass(frozen=True, repr=False)
@@ -84,18 +83,6 @@ class XorResult:
         """Seconds per epoch (one full-batch update), compilation excluded."""
         return self.train_time / self.epochs
 
-    @property
-    def steps(self) -> int:
-        """Deprecated name of :attr:`epochs` (each epoch is one full-batch step)."""
-        _renamed_attribute("steps", "epochs")
-        return self.epochs
-
-    @property
-    def time_per_step(self) -> float:
-        """Deprecated name of :attr:`time_per_epoch`."""
-        _renamed_attribute("time_per_step", "time_per_epoch")
-        return self.time_per_epoch
-
     def truth_table(self) -> str:
         """The four rows with target, probability and rounded prediction."""
         X, y = xor_data("float64")
@@ -124,7 +111,6 @@ def train_xor_manual(
     dtype: str = "float32",
     log_every: int = 100,
     verbose: bool = False,
-    **deprecated: Any,
 ) -> XorResult:
     """Train a 2-``hidden``-1 sigmoid network on XOR with hand-written backprop.
 
@@ -137,8 +123,7 @@ def train_xor_manual(
     backend : "numpy" or "jax"
         NumPy runs the in-place transcription; JAX compiles the whole loop.
     epochs : int
-        Updates to make (each a pass over the four rows; ``steps=`` is the
-        deprecated name).
+        Updates to make (each a pass over the four rows).
     lr : float
         Learning rate. The default 1.0 is not the notes' 0.1: with 0.1 the
         cost is still far above 0.01 after 10,000 epochs.
@@ -171,9 +156,6 @@ def train_xor_manual(
         the starting parameters or the learning rate are to blame.
     """
     t_start = time.perf_counter()
-    epochs = take_renamed("train_xor_manual", deprecated, {"steps": "epochs"}, {"epochs": epochs})[
-        "epochs"
-    ]
     backend = check_backend(backend)
     epochs = check_count("epochs", epochs)
     log_every = check_positive_int("log_every", log_every)
@@ -227,16 +209,6 @@ def _divergence(epoch: int, value: float, first: float, lr: float, dt: np.dtype)
             f"parameters overflow {dt.name} (use smaller initial weights, or float64)"
         )
     return f"cost became {value} at epoch {epoch} (lr={lr}); training diverged - try a smaller lr"
-
-
-def _renamed_attribute(old: str, new: str) -> None:
-    import warnings
-
-    warnings.warn(
-        f"XorResult.{old} is deprecated and will be removed in the next release; use .{new}",
-        DeprecationWarning,
-        stacklevel=3,
-    )
 
 
 def _check_init(init: Any, hidden: int, dt: np.dtype) -> XorParams:

@@ -2,7 +2,7 @@
 :func:`backprop.xor.xor_loss_and_grads` in whole-array form.
 
 Parameters are ``w1`` (D, H), ``b1`` (H,), ``w2`` (H,), ``b2`` () (the
-layout of :mod:`backprop.fast.xor_nets` with no network axis). Every product
+layout of :mod:`backprop.xor.stacked` with no network axis). Every product
 of the reference is written as a broadcast and a sum over one short axis::
 
     a1   = sigmoid(sum_d X[:, d] w1[d] + b1)        (N, H)
@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from backprop._jaxrun import compile_and_run
-from backprop.fast.xor_nets import Nets, nets_first, nets_last, update
 from backprop.kernels import get_backend
-from backprop.xor import XorParams
+from backprop.xor.derivation import XorParams
+from backprop.xor.stacked import Nets, nets_first, nets_last, update
 
 
 def _sigmoid(xp: Any, z: Any) -> Any:
@@ -66,7 +66,7 @@ def gradients(xp: Any, params: Nets, X: Any, y: Any) -> Nets:
 
 
 def step(xp: Any, params: Nets, X: Any, y: Any, lr: Any) -> Nets:
-    """One update, :func:`backprop.fast.xor_nets.update` of this module's gradients."""
+    """One update, :func:`backprop.xor.stacked.update` of this module's gradients."""
     return update(params, gradients(xp, params, X, y), lr)
 
 

@@ -1,0 +1,304 @@
+"""The estimators' JAX backend: each epoch's batches in one compiled ``lax.scan``.
+
+:mod:`backprop.estimator` keeps scikit-learn's epoch loop in Python (the
+shuffle from its ``RandomState``, the loss curve, the no-improvement rule,
+the learning-rate schedules, validation scores); with ``backend="jax"`` one
+epoch's batches run in a single compiled call:
+
+- batch k holds rows ``order[k * B : (k + 1) * B]`` (``gen_batches``); the
+  short last batch is padded with rows of weight 0;
+- each row weighs ``sw / sum(sw of its batch)`` (``1 / rows`` without sample
+  weights), and :func:`backprop.nets.data_loss_and_grads` gives the data
+  term's gradient (the JAX derivation of every network), to which
+  :func:`backprop.nets.l2_loss_and_grads` adds ``alpha / sw_sum * W``:
+  scikit-learn's ``(a.T @ delta + alpha W) / sw_sum``. For the squared
+  error, scikit-learn's gradient is ``p - y`` (half the MSE kernel's) and
+  its loss the mean over outputs of half the squared error;
+- the update is scikit-learn's SGD (momentum, Nesterov) or Adam on the flat
+  parameter vector, with the learning rate an argument, so schedules do not
+  recompile.
+
+With ``devices`` the padded batch is laid out over a one-axis
+:class:`jax.sharding.Mesh`, each device holding a slice of its rows; XLA
+sums the per-device gradients. The losses come from the logits (the
+kernels' stable forms), not from probabilities clipped at machine epsilon:
+they equal scikit-learn's except where a probability is within eps of 0 or 1.
+Sparse X is densified (JAX has no sparse matmul here). ``loss="poisson"``
+(an exponential output, no kernel of this library) runs on NumPy only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backprop import nets
+from backprop.nets import Layer
+from backprop.sklearn_compat import issparse
+
+_EPOCHS: dict[Any, Any] = {}
+"""Compiled epochs (and L-BFGS gradients) by configuration: built once per process."""
+
+OUTPUT = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}
+"""scikit-learn's output activation -> this library's head."""
+HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+
+
+def _net(est: Any, sizes: list[int]) -> nets.Net:
+    if est.out_activation_ not in OUTPUT:
+        raise ValueError(
+            f"loss={getattr(est, 'loss', None)!r} (output {est.out_activation_!r}) runs on "
+            "backend='numpy' only; the JAX backend has the heads "
+            f"{', '.join(OUTPUT)}"
+        )
+    return nets.make_net(sizes, HIDDEN[est.activation], OUTPUT[est.out_activation_])
+
+
+def _mesh(devices: Any) -> Any:
+    """A one-axis mesh "d" over ``devices`` (None: no mesh)."""
+    if devices is None:
+        return None
+    import jax
+    from jax.sharding import Mesh
+
+    from backprop.sklearn_compat import DeviceIds, devices_from_ids
+
+    available = jax.devices()
+    if isinstance(devices, DeviceIds):
+        devices = devices_from_ids(devices)
+    if devices == "all":
+        chosen = available
+    elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(available):
+            raise ValueError(
+                f"devices must be between 1 and the {len(available)} devices JAX sees, got "
+                f"{devices}"
+            )
+        chosen = available[: int(devices)]
+    else:
+        try:
+            chosen = list(devices)
+        except TypeError:
+            raise ValueError(
+                f"devices must be None, an int, 'all' or a sequence of jax.Device, got {devices!r}"
+            ) from None
+        if not chosen or not all(hasattr(d, "platform") for d in chosen):
+            raise ValueError(f"devices must be a non-empty sequence of jax.Device, got {devices!r}")
+    return Mesh(np.array(chosen), ("d",))
+
+
+def _loss_and_flat_grad(K: Any, net: nets.Net, shapes: list, theta: Any, Xb: Any, Yb: Any,
+                        w: Any, scale: Any, jnp: Any) -> tuple[Any, Any]:  # fmt: skip
+    """scikit-learn's batch loss and gradient (flat) at ``theta``, rows weighted by w (n,)."""
+    params, offset = [], 0
+    n_w = sum(a * b for a, b in shapes)
+    b_off = n_w
+    for a, b in shapes:
+        W = theta[offset : offset + a * b].reshape(a, b)
+        B = theta[b_off : b_off + b]
+        params.append(Layer(W, B))
+        offset += a * b
+        b_off += b
+    weights = w if net.output == "softmax" else w[:, None]
+    loss, _, grads = nets.data_loss_and_grads(K, params, Xb, Yb, net, weights)
+    if net.output == "identity":  # scikit-learn: delta = p - y, loss 0.5 * mean over outputs
+        loss = loss * (0.5 / net.sizes[-1])
+        grads = tuple(Layer(0.5 * g.w, 0.5 * g.b) for g in grads)
+    penalty, dws = nets.l2_loss_and_grads(K, params, scale)
+    grads = nets.add_weight_grads(grads, dws)
+    flat = jnp.concatenate([g.w.ravel() for g in grads] + [g.b for g in grads])
+    return loss + penalty, flat
+
+
+def _sizes(step: Any) -> tuple[list[int], list[tuple[int, int]]]:
+    return step.sizes, step.shapes
+
+
+def gradient_function(est: Any, step: Any, rows: int) -> Any:
+    """``f(X, Y, sw) -> loss`` on the whole data (L-BFGS): the gradient into ``step.grad``."""
+    import jax
+    import jax.numpy as jnp
+
+    from backprop.kernels import get_backend
+
+    K = get_backend("jax")
+    sizes, shapes = _sizes(step)
+    net = _net(est, sizes)
+    x64 = step.dtype == np.float64
+    alpha = float(est.alpha)
+
+    key = ("lbfgs", net, tuple(shapes))
+    if key not in _EPOCHS:  # one compiled function per architecture, reused by later fits
+
+        def f(theta: Any, X: Any, Y: Any, w: Any, scale: Any) -> Any:
+            return _loss_and_flat_grad(K, net, shapes, theta, X, Y, w, scale, jnp)
+
+        _EPOCHS[key] = jax.jit(f)
+    compiled = _EPOCHS[key]
+    cache: dict[str, Any] = {}
+
+    def run(X: Any, Y: Any, sw: Any) -> float:
+        with jax.enable_x64(x64):
+            if "data" not in cache:
+                Xd = np.asarray(X.toarray() if issparse(X) else X, step.dtype)
+                w = np.ones(Xd.shape[0], step.dtype) if sw is None else np.asarray(sw, step.dtype)
+                sw_sum = float(w.sum())
+                scale = jnp.asarray(alpha / sw_sum, step.dtype)
+                cache["data"] = (
+                    jnp.asarray(Xd),
+                    jnp.asarray(Y, step.dtype),
+                    jnp.asarray(w / sw_sum),
+                    scale,
+                )
+            loss, grad = compiled(step.theta, *cache["data"])  # a NumPy argument: the C++ fast path
+            step.grad[...] = np.asarray(grad)
+            return float(loss)
+
+    return run
+
+
+def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size: int) -> Any:
+    """``run(order, opt, dense) -> epoch loss``: one compiled pass over the batches."""
+    import jax
+    import jax.numpy as jnp
+
+    from backprop.kernels import get_backend
+
+    get_backend("jax")  # the ImportError that says how to install JAX
+    sizes, shapes = _sizes(step)
+    net = _net(est, sizes)
+    dt = step.dtype
+    x64 = dt == np.float64
+    n = X.shape[0]
+    mesh = _mesh(est.devices)
+    n_dev = 1 if mesh is None else mesh.size
+    width = -(-batch_size // n_dev) * n_dev
+    n_batches = -(-n // batch_size)
+    rows = np.array([min(batch_size, n - k * batch_size) for k in range(n_batches)])
+    alpha = float(est.alpha)
+    solver = est.solver
+    nesterov = bool(est.nesterovs_momentum)
+    mu = float(est.momentum)
+    b1, b2, eps = float(est.beta_1), float(est.beta_2), float(est.epsilon)
+    weights_all = np.ones(n, dt) if sw is None else np.asarray(sw, dt)
+
+    def layout(order: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.arange(n) if order is None else order
+        index = np.zeros((n_batches, width), np.int32)
+        w = np.zeros((n_batches, width), dt)
+        scale = np.zeros(n_batches, dt)
+        for k, r in enumerate(rows):
+            idx = order[k * batch_size : k * batch_size + r]
+            index[k, :r] = idx
+            sw_b = weights_all[idx]
+            total = sw_b.sum()
+            w[k, :r] = sw_b / total
+            scale[k] = alpha / total
+        return index, w, scale
+
+    compiled = _compiled_epoch(net, tuple(shapes), solver, nesterov, mu, b1, b2, eps, mesh)
+    Xd = np.asarray(X.toarray() if issparse(X) else X, dt)
+    with jax.enable_x64(x64):
+        data = (jnp.asarray(Xd), jnp.asarray(Y, dt))
+    with jax.enable_x64(x64):
+        fixed = None if est.shuffle else tuple(jnp.asarray(a) for a in layout(None))
+    # parameters and optimizer state stay on the device between epochs; sync() copies
+    # them into the step and the optimizer when the estimator reads them
+    live: dict[str, Any] = {}
+
+    def run(order: Any, opt: Any, dense: bool) -> float:
+        with jax.enable_x64(x64):
+            index, w, scale = fixed if order is None else (jnp.asarray(a) for a in layout(order))
+            if not live:
+                live["opt"] = opt
+                live["theta"] = jnp.asarray(step.theta)
+                if solver == "sgd":
+                    live["state"] = (jnp.asarray(opt.velocity),)
+                else:
+                    live["state"] = (jnp.asarray(opt.m), jnp.asarray(opt.v))
+            lr = opt.learning_rate if solver == "sgd" else opt.learning_rate_init
+            t0 = getattr(opt, "t", 0)
+            live["theta"], live["state"], losses = compiled(
+                live["theta"], live["state"], np.asarray(lr, dt), np.asarray(t0, dt), *data,
+                index, w, scale,
+            )  # fmt: skip
+            losses = np.asarray(losses, np.float64)
+        if solver != "sgd":
+            opt.t += n_batches
+            opt.learning_rate = (
+                opt.learning_rate_init * np.sqrt(1 - opt.beta_2**opt.t) / (1 - opt.beta_1**opt.t)
+            )
+        return float(np.sum(losses * rows) / n)
+
+    def sync() -> None:
+        if not live:
+            return
+        step.theta[...] = np.asarray(live["theta"])
+        opt, state = live["opt"], live["state"]
+        if solver == "sgd":
+            opt.velocity[...] = np.asarray(state[0])
+        else:
+            opt.m[...], opt.v[...] = np.asarray(state[0]), np.asarray(state[1])
+
+    run.sync = sync  # type: ignore[attr-defined]
+    return run
+
+
+def _compiled_epoch(
+    net: nets.Net, shapes: tuple, solver: str, nesterov: bool, mu: float, b1: float, b2: float,
+    eps: float, mesh: Any,
+) -> Any:  # fmt: skip
+    """The jitted epoch for one configuration, built once per process (later fits reuse it)."""
+    devices = None if mesh is None else tuple((d.platform, d.id) for d in mesh.devices.flat)
+    key = (net, shapes, solver, nesterov, mu, b1, b2, eps, devices)
+    if key in _EPOCHS:
+        return _EPOCHS[key]
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    from backprop.kernels import get_backend
+
+    K = get_backend("jax")
+    shard = None
+    if mesh is not None:
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        shard = NamedSharding(mesh, P("d"))
+
+    def epoch(theta: Any, state: Any, lr: Any, t0: Any, Xd: Any, Yd: Any, index: Any, w: Any,
+              scale: Any) -> Any:  # fmt: skip
+        def body(carry: Any, k: Any) -> Any:
+            theta, state, t = carry
+            Xb, Yb, wb = Xd[index[k]], Yd[index[k]], w[k]
+            if shard is not None:  # each device holds a slice of the batch's rows
+                Xb = lax.with_sharding_constraint(Xb, shard)
+                Yb = lax.with_sharding_constraint(Yb, shard)
+                wb = lax.with_sharding_constraint(wb, shard)
+            loss, g = _loss_and_flat_grad(K, net, list(shapes), theta, Xb, Yb, wb, scale[k], jnp)
+            if solver == "sgd":  # scikit-learn's SGDOptimizer
+                (v,) = state
+                upd = mu * v - lr * g
+                v = upd
+                if nesterov:
+                    upd = mu * v - lr * g
+                theta = theta + upd
+                state = (v,)
+            else:  # scikit-learn's AdamOptimizer
+                m, v = state
+                t = t + 1
+                m = b1 * m + (1 - b1) * g
+                v = b2 * v + (1 - b2) * (g * g)
+                lr_t = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
+                theta = theta + (-lr_t * m) / (jnp.sqrt(v) + eps)
+                state = (m, v)
+            return (theta, state, t), loss
+
+        steps = jnp.arange(index.shape[0])
+        (theta, state, _), losses = lax.scan(body, (theta, state, t0), steps)
+        return theta, state, losses
+
+    _EPOCHS[key] = jax.jit(epoch)
+    return _EPOCHS[key]

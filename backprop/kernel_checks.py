@@ -19,6 +19,9 @@ from backprop.kernels.registry import sample_inputs
 def kernel_cases(K: Backend, seed: int = 0) -> dict[str, tuple[Any, Any, dict[str, Any]]]:
     """One float64 case per kernel pair: ``name -> (forward, backward, inputs)``.
 
+    ``inputs`` holds the inputs that take a gradient; ``forward`` takes
+    those, the others (targets, indices, seeds) drawn once and fixed.
+
     Inputs are drawn from the kernel's declared domains (well conditioned:
     ReLU inputs away from the kink, probabilities inside [1e-3, 1 - 1e-3]).
     """
@@ -26,9 +29,10 @@ def kernel_cases(K: Backend, seed: int = 0) -> dict[str, tuple[Any, Any, dict[st
     cases = {}
     for name in PAIRS:
         spec = KERNELS[name]
-        forward = getattr(K, spec.forward.__name__)
+        # bind: the inputs that take no gradient (targets, indices, seeds) stay fixed.
+        forward, inputs = spec.bind(getattr(K, spec.forward.__name__), sample_inputs(spec, rng))
         backward = getattr(K, spec.backward.__name__)  # type: ignore[union-attr]
-        cases[name] = (forward, backward, sample_inputs(spec, rng))
+        cases[name] = (forward, backward, inputs)
     return cases
 
 

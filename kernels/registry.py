@@ -27,10 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, linear, losses
+from . import activations, attention, conv, dropout, embedding, linear, losses, norms, smooth
 from .spec import Head, KernelSpec
 
-FAMILIES = (linear, activations, losses)
+FAMILIES = (
+    linear,
+    activations,
+    losses,
+    smooth,
+    norms,
+    dropout,
+    embedding,
+    conv,
+    attention,
+)
 """The family modules, each ending with its ``DECLARATIONS``, in table order."""
 
 KERNELS: dict[str, KernelSpec] = {
@@ -138,8 +148,15 @@ def sample_inputs(
     """Random inputs for ``spec`` at batch n, d inputs, m outputs, drawn from its domains.
 
     Returns a mapping input name -> array (a Python float for a scale),
-    in the forward's argument order.
+    in the forward's argument order. A spec with its own ``sample`` builder
+    draws from it (integer indices and seeds stay integers).
     """
+    if spec.sample is not None:
+        drawn = spec.sample(rng, n, d, m)
+        return {
+            k: v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+            for k, v in drawn.items()
+        }
     shapes = spec.shapes(n, d, m)
     out: dict[str, Any] = {}
     for name in spec.inputs:

@@ -47,6 +47,16 @@ class KernelSpec:
     same family bound with the pair (``sigmoid_prime``,
     ``matmul_backward_weights``); ``formula``: forward and backward in words,
     for tables.
+
+    Optional, for kernels whose inputs are not all float arrays of MLP shape
+    (the layer kernels): ``wrt``, the inputs the backward returns gradients
+    for, in its return order, when they are not the first ``grads`` inputs
+    (an embedding's ``table`` comes after its integer ``idx``); ``sample``,
+    ``sample(rng, n, d, m) -> {input name: value}`` in the forward's order,
+    which replaces ``shapes``/``domains`` for drawing inputs (integer
+    indices, seeds, images, inputs kept off ties); ``ties``, the rule the
+    backward follows where the forward is not differentiable (max pooling's
+    ties), in words.
     """
 
     name: str
@@ -61,6 +71,9 @@ class KernelSpec:
     extras: tuple[Callable[..., Any], ...] = ()
     inplace: InPlace | None = None
     """Activations: the NumPy in-place form the fast path runs (None: built from the pair)."""
+    wrt: tuple[str, ...] = ()
+    sample: Callable[[Any, int, int, int], dict[str, Any]] | None = None
+    ties: str = ""
 
     @property
     def is_loss(self) -> bool:
@@ -69,6 +82,31 @@ class KernelSpec:
 
     def domain(self, name: str) -> Domain:
         return self.domains.get(name, Domain())
+
+    @property
+    def grad_inputs(self) -> tuple[str, ...]:
+        """The inputs the backward returns a gradient for, in its return order."""
+        return self.wrt or self.inputs[: self.grads]
+
+    def bind(
+        self, fn: Callable[..., Any], inputs: Mapping[str, Any]
+    ) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """``fn`` as a function of the gradient inputs only, the others fixed.
+
+        Returns ``(bound, values)``: ``bound(*values.values())`` calls
+        ``fn`` with every input of ``inputs`` in the forward's order;
+        ``values`` holds the :attr:`grad_inputs` (what a gradient check
+        perturbs), and targets, scales, indices and seeds stay fixed.
+        """
+        wrt = self.grad_inputs
+        fixed = {k: v for k, v in inputs.items() if k not in wrt}
+
+        def bound(*diff: Any) -> Any:
+            values = {**fixed, **dict(zip(wrt, diff, strict=True))}
+            return fn(*(values[name] for name in self.inputs))
+
+        bound.__name__ = getattr(fn, "__name__", "bound")
+        return bound, {k: inputs[k] for k in wrt}
 
     def functions(self) -> tuple[Callable[..., Any], ...]:
         pair = (self.forward,) if self.backward is None else (self.forward, self.backward)

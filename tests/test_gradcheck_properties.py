@@ -58,7 +58,10 @@ def kernel_inputs(draw, spec, avoid_zero=False):
 
     ``avoid_zero`` keeps real inputs off 0 exactly (see the jax.grad comparison).
     """
-    shapes = spec.shapes(draw(BATCH), draw(FEATURES), draw(FEATURES))
+    n, d, m = draw(BATCH), draw(FEATURES), draw(FEATURES)
+    if spec.sample is not None:  # the kernel's own builder (images, indices, seeds)
+        return spec.sample(np.random.default_rng(draw(st.integers(0, 2**32 - 1))), n, d, m)
+    shapes = spec.shapes(n, d, m)
     out = {}
     for name in spec.inputs:
         dom, shape = spec.domain(name), shapes[name]
@@ -85,10 +88,14 @@ def _as_tuple(result):
     return result if isinstance(result, tuple) else (result,)
 
 
-def pair(backend, op):
-    """The kernel pair; on JAX, both halves jitted (forward returns its inputs as cache)."""
+def pair(backend, op, forward=None):
+    """The kernel pair; on JAX, both halves jitted (forward returns its inputs as cache).
+
+    ``forward``: the kernel's forward with its gradient-free inputs bound.
+    """
     K = get_backend(backend)
-    forward, backward = getattr(K, f"{op}_forward"), getattr(K, f"{op}_backward")
+    forward = forward or getattr(K, f"{op}_forward")
+    backward = getattr(K, f"{op}_backward")
     if backend == "numpy":
         return forward, backward
     import jax
@@ -114,11 +121,14 @@ BACKENDS = ["numpy", pytest.param("jax", marks=pytest.mark.skipif(not HAVE_JAX, 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("op", PAIRS)
 def test_backward_matches_finite_differences(backend, op):
-    forward, backward = pair(backend, op)
+    spec = KERNELS[op]
 
-    @given(inputs=kernel_inputs(KERNELS[op]), seed=st.integers(0, 2**16))
+    @given(inputs=kernel_inputs(spec), seed=st.integers(0, 2**16))
     def check(inputs, seed):
-        report = check_kernel(forward, backward, inputs, seed=seed)
+        # Inputs without a gradient (targets, indices, seeds) are bound, not perturbed.
+        fwd, values = spec.bind(getattr(get_backend(backend), spec.forward.__name__), inputs)
+        forward, backward = pair(backend, op, fwd)
+        report = check_kernel(forward, backward, values, seed=seed)
         report.assert_ok()
 
     check()
@@ -136,28 +146,32 @@ def test_numpy_jax_and_jax_grad_agree(op):
     spec = KERNELS[op]
     k = spec.grads
 
-    @jax.jit
-    def by_jax(g, *args):
-        upstream = g if g.ndim else g.sum()
-        return _as_tuple(backward_j(upstream, forward_j(*args)[1]))
-
-    @jax.jit
-    def by_autodiff(g, *args):
-        def scalar(*diff):
-            return (forward_j(*diff, *args[k:])[0] * g).sum()
-
-        return jax.grad(scalar, argnums=tuple(range(k)))(*args[:k])
-
     strategy = kernel_inputs(spec, avoid_zero=op in AUTODIFF_KINKS_AT_ZERO)
 
     @given(inputs=strategy, seed=st.integers(0, 2**16))
     def check(inputs, seed):
-        args = list(inputs.values())
-        out, cache = forward_n(*args)
+        # Gradient-free inputs (targets, indices, seeds) are bound as constants.
+        fwd_n, values = spec.bind(forward_n, inputs)
+        fwd_j, _ = spec.bind(forward_j, inputs)
+        args = list(values.values())
+
+        @jax.jit
+        def by_jax(g, *args):
+            upstream = g if g.ndim else g.sum()
+            return _as_tuple(backward_j(upstream, fwd_j(*args)[1]))
+
+        @jax.jit
+        def by_autodiff(g, *args):
+            def scalar(*diff):
+                return (fwd_j(*diff)[0] * g).sum()
+
+            return jax.grad(scalar, argnums=tuple(range(k)))(*args)
+
+        out, cache = fwd_n(*args)
         g = np.random.default_rng(seed).standard_normal(np.shape(out))
         by_numpy = _as_tuple(backward_n(g if g.ndim else float(g), cache))
         assert len(by_numpy) == k
-        three = zip(inputs, by_numpy, by_jax(g, *args), by_autodiff(g, *args), strict=False)
+        three = zip(values, by_numpy, by_jax(g, *args), by_autodiff(g, *args), strict=False)
         for name, a, b, c in three:
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13, err_msg=f"jax, {name}")
             np.testing.assert_allclose(c, a, rtol=1e-9, atol=1e-12, err_msg=f"jax.grad, {name}")

@@ -1,0 +1,341 @@
+"""Normalisation layers: layer norm (over the last axis) and batch norm (over the batch).
+
+Both normalise ``xhat = (x - mean) / sqrt(var + eps)`` (the biased variance,
+computed as the mean of squared deviations from the mean of shifted data:
+no cancellation, and exactly 0 for a constant group) and
+scale and shift ``out = gamma * xhat + beta``. They differ only in the axes
+the statistics run over, so the backward is one formula: with ``g = dout *
+gamma`` and means over those axes,
+
+    dx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps)
+    dgamma = sum(dout * xhat),  dbeta = sum(dout)   (over every axis but gamma's)
+
+A constant row (layer norm) or channel (batch norm) has var = 0: ``xhat``
+is exactly 0, the output is ``beta`` and ``dx = (g - mean(g)) / sqrt(eps)``,
+finite (and 0 for a batch norm over a batch of one).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._checks import as_float_array, as_upstream
+from .spec import KernelSpec
+
+
+class NormCache(NamedTuple):
+    """What the norms' backward needs, and the batch statistics.
+
+    ``xhat``: the normalised input; ``rstd``: 1 / sqrt(var + eps), of the
+    statistics' shape (keepdims); ``gamma``: the scale, shaped to broadcast
+    against ``x``; ``mean``, ``var``: the statistics (batch norm: of shape
+    (C,), the biased batch variance; for PyTorch-style running averages use
+    ``var * m / (m - 1)`` with m = the number of entries per channel).
+    """
+
+    xhat: Any
+    rstd: Any
+    gamma: Any
+    mean: Any
+    var: Any
+
+
+def _params(xp: Any, x: Any, gamma: Any, beta: Any, eps: Any, channels: int, where: str) -> Any:
+    gamma = as_float_array(xp, "gamma", gamma)
+    beta = as_float_array(xp, "beta", beta)
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        if tuple(a.shape) != (channels,):
+            raise ValueError(
+                f"{name} must have shape ({channels},) ({where}), got {tuple(a.shape)}"
+            )
+    if isinstance(eps, (str, bytes)) or not np.ndim(eps) == 0:
+        raise TypeError(f"eps must be a positive number, got {eps!r}")
+    if isinstance(eps, (int, float)) and not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+    return gamma.astype(x.dtype), beta.astype(x.dtype)
+
+
+def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, eps: Any) -> Any:
+    """out, NormCache with the statistics over ``axes`` (gamma/beta already broadcastable)."""
+    # Shifted data: subtract one entry of each group first (exact for a constant
+    # group, whose deviations are then exactly 0 instead of the rounding error of
+    # its mean), then the mean of what is left.
+    first = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
+    if xp.__name__ == "numpy":
+        if axes == (x.ndim - 1,):
+            return _layernorm_rows(x, gamma, beta, eps)
+        count = math.prod(x.shape[a] for a in axes)
+        xc = np.subtract(x, first)
+        shift = xc.mean(axis=axes, keepdims=True)
+        xc -= shift
+        mean = first + shift
+        letters = "abcdefgh"[: x.ndim]
+        kept = "".join(letters[a] for a in range(x.ndim) if a not in axes)
+        var = np.einsum(f"{letters},{letters}->{kept}", xc, xc).reshape(mean.shape) / count
+        rstd = 1.0 / np.sqrt(var + eps)
+        xc *= rstd  # xc is now xhat
+        out = xc * gamma
+        out += beta
+        return out, NormCache(xc, rstd, gamma, mean, var)
+    xs = x - first
+    shift = xs.mean(axis=axes, keepdims=True)
+    xc, mean = xs - shift, first + shift
+    var = (xc * xc).mean(axis=axes, keepdims=True)
+    rstd = 1.0 / xp.sqrt(var + eps)
+    xhat = xc * rstd
+    return xhat * gamma + beta, NormCache(xhat, rstd, gamma, mean, var)
+
+
+_BLOCK = 1 << 15
+"""Entries per block of rows in NumPy's layer norm: a block's passes stay in cache."""
+
+
+def _layernorm_rows(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
+    """NumPy layer norm, the formulas of the JAX path, a block of rows at a time.
+
+    Rows are independent, so every pass over a block runs in cache instead of
+    streaming the whole array from memory once per operation.
+    """
+    d = x.shape[-1]
+    x2 = x.reshape(-1, d)
+    rows = x2.shape[0]
+    xhat, out = np.empty_like(x2), np.empty_like(x2)
+    mean, var = np.empty((rows, 1), x.dtype), np.empty((rows, 1), x.dtype)
+    step = max(1, _BLOCK // d)
+    for i in range(0, rows, step):
+        j = min(i + step, rows)
+        xb, xc, ob = x2[i:j], xhat[i:j], out[i:j]
+        first = xb[:, :1]
+        np.subtract(xb, first, out=xc)
+        shift = xc.mean(axis=1, keepdims=True)
+        xc -= shift
+        mean[i:j] = first + shift
+        var[i:j, 0] = np.einsum("ij,ij->i", xc, xc) / d
+        xc *= 1.0 / np.sqrt(var[i:j] + eps)
+        np.multiply(xc, gamma, out=ob)
+        ob += beta
+    lead = (*x.shape[:-1], 1)
+    rstd = 1.0 / np.sqrt(var + eps)
+    cache = NormCache(
+        xhat.reshape(x.shape), rstd.reshape(lead), gamma, mean.reshape(lead), var.reshape(lead)
+    )
+    return out.reshape(x.shape), cache
+
+
+def _layernorm_rows_backward(dout: Any, cache: NormCache) -> Any:
+    """NumPy layer norm backward, the formulas of the JAX path, a block of rows at a time."""
+    d = cache.xhat.shape[-1]
+    xhat, rstd = cache.xhat.reshape(-1, d), cache.rstd.reshape(-1, 1)
+    gamma = cache.gamma
+    g2 = dout.reshape(-1, d)
+    rows = g2.shape[0]
+    dx = np.empty_like(xhat)
+    dgamma, dbeta = np.zeros(d, xhat.dtype), np.zeros(d, xhat.dtype)
+    step = max(1, _BLOCK // d)
+    t = np.empty((min(step, rows), d), xhat.dtype)
+    for i in range(0, rows, step):
+        j = min(i + step, rows)
+        gb, xb, db, tb = g2[i:j], xhat[i:j], dx[i:j], t[: j - i]
+        np.multiply(gb, xb, out=tb)
+        dgamma += tb.sum(axis=0)
+        dbeta += gb.sum(axis=0)
+        m2 = (tb @ gamma)[:, None] / d  # mean(g xhat), g = dout gamma
+        m1 = (gb @ gamma)[:, None] / d  # mean(g)
+        np.multiply(gb, gamma, out=db)
+        np.multiply(xb, m2, out=tb)
+        db -= tb
+        db -= m1
+        db *= rstd[i:j]
+    return dx.reshape(cache.xhat.shape), dgamma, dbeta
+
+
+def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param: int) -> Any:
+    """dx with means over ``axes``; dgamma, dbeta summed over every axis but ``param``."""
+    xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
+    dout = as_upstream(xp, "dout", dout, tuple(xhat.shape), xhat.dtype)
+    other = tuple(a for a in range(xhat.ndim) if a != param)
+    shape = (xhat.shape[param],)
+    if param not in axes:
+        # Batch norm: gamma is constant over the statistics' axes, so mean(g) =
+        # gamma dbeta / M and mean(g xhat) = gamma dgamma / M (M entries per
+        # channel): dx = gamma rstd (dout - (dbeta + xhat dgamma) / M).
+        count = math.prod(xhat.shape[a] for a in axes)
+        bshape = rstd.shape
+        if xp.__name__ == "numpy":
+            letters = "abcdefgh"[: xhat.ndim]
+            dgamma = np.einsum(f"{letters},{letters}->{letters[param]}", dout, xhat)
+            dbeta = dout.sum(axis=other)
+            dx = xhat * (dgamma / count).reshape(bshape)
+            np.subtract(dout, dx, out=dx)
+            dx -= (dbeta / count).reshape(bshape)
+            dx *= gamma * rstd
+            return dx, dgamma, dbeta
+        dgamma = (dout * xhat).sum(axis=other)
+        dbeta = dout.sum(axis=other)
+        dx = gamma * rstd * (dout - (dbeta.reshape(bshape) + xhat * dgamma.reshape(bshape)) / count)
+        return dx, dgamma, dbeta
+    if xp.__name__ == "numpy":
+        return _layernorm_rows_backward(dout, cache)
+    dgamma = (dout * xhat).sum(axis=other).reshape(shape)
+    dbeta = dout.sum(axis=other).reshape(shape)
+    g = dout * gamma
+    m1 = g.mean(axis=axes, keepdims=True)
+    m2 = (g * xhat).mean(axis=axes, keepdims=True)
+    return (g - m1 - xhat * m2) * rstd, dgamma, dbeta
+
+
+def layernorm_forward(
+    xp: Any, x: Any, gamma: Any, beta: Any, eps: float = 1e-5
+) -> tuple[Any, NormCache]:
+    """Layer normalisation over the last axis: ``gamma * (x - mean) / sqrt(var + eps) + beta``.
+
+    Parameters
+    ----------
+    x : array, shape (..., D)
+        float32 or float64; each row (last axis) is normalised on its own.
+    gamma, beta : array, shape (D,)
+        Scale and shift, cast to ``x``'s dtype.
+    eps : float > 0
+        Added to the variance.
+
+    Returns
+    -------
+    out : array, shape (..., D), x's dtype
+    cache : NormCache
+        ``xhat``, ``rstd`` (..., 1), ``gamma``, and the row statistics
+        ``mean``, ``var`` (..., 1).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d or its last axis is empty, ``gamma``/``beta`` are not
+        (D,), or ``eps <= 0``.
+    """
+    x = as_float_array(xp, "x", x)
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"x must be (..., D) with D >= 1, got shape {tuple(x.shape)}")
+    gamma, beta = _params(xp, x, gamma, beta, eps, x.shape[-1], "one per column of x")
+    return _normalise(xp, x, (x.ndim - 1,), gamma, beta, eps)
+
+
+def layernorm_backward(xp: Any, dout: Any, cache: NormCache) -> tuple[Any, Any, Any]:
+    """Gradients of layer norm (means over the last axis, D entries):
+
+    ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``g = dout * gamma``;
+    ``dgamma = sum over rows of dout * xhat``; ``dbeta = sum over rows of dout``.
+
+    Derivation: xhat = (x - mu) rstd; dxhat_j/dx_i = rstd (delta_ij - 1/D -
+    xhat_i xhat_j / D), contracted with g.
+
+    Parameters
+    ----------
+    dout : array, shape (..., D)
+    cache : NormCache
+        From :func:`layernorm_forward`.
+
+    Returns
+    -------
+    dx : array, shape (..., D)
+    dgamma, dbeta : arrays, shape (D,)
+    """
+    n = cache.xhat.ndim
+    return _backward(xp, dout, cache, (n - 1,), n - 1)
+
+
+def _bn_axes(ndim: int) -> tuple[int, ...]:
+    return (0, *tuple(range(2, ndim)))
+
+
+def batchnorm_forward(
+    xp: Any, x: Any, gamma: Any, beta: Any, eps: float = 1e-5
+) -> tuple[Any, NormCache]:
+    """Batch normalisation with batch statistics (training mode), per channel.
+
+    The channel axis is axis 1; the statistics run over every other axis:
+    (N, D) over N, (N, C, H, W) over N, H and W.
+
+    Parameters
+    ----------
+    x : array, shape (N, C) or (N, C, ...)
+        float32 or float64, N >= 1.
+    gamma, beta : array, shape (C,)
+        Scale and shift per channel.
+    eps : float > 0
+
+    Returns
+    -------
+    out : array, x's shape and dtype
+    cache : NormCache
+        ``cache.mean`` and ``cache.var`` (shape (C,)) are the batch mean and
+        biased variance, for the layer's running averages.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has fewer than 2 axes or an empty axis, ``gamma``/``beta``
+        are not (C,), or ``eps <= 0``.
+    """
+    x = as_float_array(xp, "x", x)
+    if x.ndim < 2 or 0 in tuple(x.shape):
+        raise ValueError(
+            f"x must be (N, C) or (N, C, H, W) with no empty axis, got shape {tuple(x.shape)}"
+        )
+    bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    gamma, beta = _params(xp, x, gamma, beta, eps, x.shape[1], "one per channel, x's axis 1")
+    out, c = _normalise(xp, x, _bn_axes(x.ndim), gamma.reshape(bshape), beta.reshape(bshape), eps)
+    return out, c._replace(mean=c.mean.reshape(-1), var=c.var.reshape(-1))
+
+
+def batchnorm_backward(xp: Any, dout: Any, cache: NormCache) -> tuple[Any, Any, Any]:
+    """Gradients of batch norm: the layer-norm formulas with means over the batch axes.
+
+    ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``, ``g = dout * gamma``,
+    means over N (and H, W) per channel; ``dgamma = sum(dout * xhat)``,
+    ``dbeta = sum(dout)`` over the same axes.
+
+    Parameters
+    ----------
+    dout : array, x's shape
+    cache : NormCache
+        From :func:`batchnorm_forward`.
+
+    Returns
+    -------
+    dx : array, x's shape
+    dgamma, dbeta : arrays, shape (C,)
+    """
+    return _backward(xp, dout, cache, _bn_axes(cache.xhat.ndim), 1)
+
+
+def _norm_shapes(n: int, d: int, m: int) -> dict[str, tuple[int, ...]]:
+    return {"x": (n, m), "gamma": (m,), "beta": (m,)}
+
+
+DECLARATIONS = (
+    KernelSpec(
+        "layernorm",
+        "norm",
+        layernorm_forward,
+        layernorm_backward,
+        ("x", "gamma", "beta"),
+        3,
+        _norm_shapes,
+        "gamma (x - mean) / sqrt(var + eps) + beta, per row | dx = rstd (g - mean g - "
+        "xhat mean(g xhat)), g = dout gamma; dgamma = sum dout xhat; dbeta = sum dout",
+    ),
+    KernelSpec(
+        "batchnorm",
+        "norm",
+        batchnorm_forward,
+        batchnorm_backward,
+        ("x", "gamma", "beta"),
+        3,
+        _norm_shapes,
+        "the same per channel, statistics over the batch (N, H, W) | the same formulas, "
+        "means over the batch",
+    ),
+)
+"""This module's kernels, declared once (see :mod:`backprop.kernels.spec`)."""

@@ -101,10 +101,11 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """A kernel pair of the activation or smooth family: "relu", "tanh", "sigmoid", "gelu", "softmax", ...
+    """A kernel pair of the activation or smooth family: "relu", "tanh", "gelu", ...
 
-    Any shape in, the same shape out (softmax over the last axis); no parameters. The name is checked
-    against the registry (:data:`backprop.kernels.registry.KERNELS`) when
+    Any shape in, the same shape out (softmax: over the last axis); no
+    parameters. The name is checked against the registry
+    (:data:`backprop.kernels.registry.KERNELS`) when
     the layer is made.
     """
 
@@ -131,23 +132,25 @@ class Activation(Layer):
         return bwd(dout, cache), {}
 
 
-def Relu() -> Activation:  # noqa: N802 - a layer constructor, named like the classes
+def Relu() -> Activation:
     """``Activation("relu")``."""
     return Activation("relu")
 
 
-def Tanh() -> Activation:  # noqa: N802
+def Tanh() -> Activation:
     """``Activation("tanh")``."""
     return Activation("tanh")
 
 
-def Gelu() -> Activation:  # noqa: N802
+def Gelu() -> Activation:
     """``Activation("gelu")`` (the tanh approximation, as GPT-2)."""
     return Activation("gelu")
 
 
 class Conv2d(Layer):
-    """2-D convolution: x (N, C, H, W) -> (N, filters, Ho, Wo), ``Ho = (H + 2 padding - size) // stride + 1``.
+    """2-D convolution: x (N, C, H, W) -> (N, filters, Ho, Wo).
+
+    ``Ho = (H + 2 padding - size) // stride + 1``, Wo likewise.
 
     Params ``w`` (filters, C, size, size), He-initialised, ``b`` (filters,).
     """
@@ -179,7 +182,10 @@ class Conv2d(Layer):
 
 
 class MaxPool2d(Layer):
-    """Max pooling: x (N, C, H, W) -> (N, C, (H - size) // stride + 1, ...); stride defaults to size."""
+    """Max pooling: x (N, C, H, W) -> (N, C, (H - size) // stride + 1, ...).
+
+    ``stride`` defaults to ``size`` (windows that do not overlap).
+    """
 
     def __init__(self, size: int = 2, stride: int | None = None) -> None:
         self.size = _int("size", size)
@@ -269,7 +275,10 @@ class BatchNorm(Layer):
 
 
 class LayerNorm(Layer):
-    """Layer normalisation over the last axis: x (..., D) -> (..., D); params ``gamma``, ``beta`` (D,)."""
+    """Layer normalisation over the last axis: x (..., D) -> (..., D).
+
+    Params ``gamma`` (D,) = 1, ``beta`` (D,) = 0.
+    """
 
     def __init__(self, eps: float = 1e-5) -> None:
         if not float(eps) > 0:
@@ -316,7 +325,10 @@ class Dropout(Layer):
 
 
 class Embedding(Layer):
-    """Table lookup: integer ids (N, ...) -> (N, ..., dim); param ``table`` (vocab, dim), N(0, scale^2)."""
+    """Table lookup: integer ids (N, ...) -> (N, ..., dim).
+
+    Param ``table`` (vocab, dim), drawn from N(0, scale^2).
+    """
 
     def __init__(self, vocab: int, dim: int, scale: float = 1.0) -> None:
         self.vocab, self.dim, self.scale = _int("vocab", vocab), _int("dim", dim), float(scale)

@@ -4,7 +4,6 @@ a small GPT for characters, and the "backprop ninja" character MLP.
 
 from __future__ import annotations
 
-
 from backprop.layers import (
     Activation,
     BatchNorm,
@@ -24,7 +23,7 @@ from backprop.network import Residual, Serial, serial
 def cnn(
     classes: int = 10, filters: tuple[int, int] = (16, 32), hidden: int = 0, dropout: float = 0.25
 ) -> Serial:
-    """Two 3x3 convolutions (padding 1) with batch norm and ReLU, a 2x2 max pool, dropout, a dense head.
+    """Two 3x3 convolutions with batch norm and ReLU, 2x2 max pooling, dropout, a dense head.
 
     Images (N, C, H, W) -> logits (N, classes)::
 

@@ -91,7 +91,9 @@ def make_step(
     weight_decay: float,
     clip_norm: float | None,
 ) -> Callable[..., Any]:
-    """The training step ``step(params, state, opt_state, lr, x, y, key) -> (params, state, opt_state, loss)``.
+    """The training step ``step(params, state, opt_state, lr, x, y, key)``.
+
+    Returns ``(params, state, opt_state, loss)``.
 
     ``lr``: this step's learning rate (the schedule's); weight decay applies
     to the arrays of 2 or more axes (weights, filters, embedding tables),

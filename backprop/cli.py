@@ -322,6 +322,14 @@ def run_fit(args: argparse.Namespace) -> int:
     from backprop.progress import progress_bar
     from backprop.train import train_mlp
 
+    if args.model == "cnn":
+        from backprop.cli_net import run_fit_cnn
+
+        _require(args, (args.backend,))
+        return run_fit_cnn(args, UsageError)
+    args.lr = 1e-3 if args.lr is None else args.lr
+    args.epochs = 50 if args.epochs is None else args.epochs
+    args.batch_size = 64 if args.batch_size is None else args.batch_size
     distributed_run = args.coordinator is not None
     for flag, value in (("--num-processes", args.num_processes), ("--process-id", args.process_id)):
         if value is not None and not distributed_run:
@@ -581,12 +589,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden activation",
     )
     fit.add_argument("--solver", choices=("adam", "sgd"), default="adam", help="the optimizer")
-    fit.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
+    fit.add_argument(
+        "--model",
+        choices=("mlp", "cnn"),
+        default="mlp",
+        help="mlp: dense layers (--hidden); cnn: two 3x3 convolutions on the 8x8 digits",
+    )
+    fit.add_argument(
+        "--lr", type=_positive_float, help="learning rate (default 1e-3; cnn: 3e-3, cosine decay)"
+    )
     fit.add_argument("--momentum", type=_nonnegative_float, default=0.9, help="sgd's momentum")
     fit.add_argument("--nesterov", action="store_true", help="Nesterov's momentum (sgd)")
     fit.add_argument("--alpha", type=_nonnegative_float, default=1e-4, help="L2 penalty")
-    fit.add_argument("--epochs", type=_positive_int, default=50, help="passes over the data")
-    fit.add_argument("--batch-size", type=_positive_int, default=64, help="rows per step")
+    fit.add_argument(
+        "--weight-decay",
+        type=_nonnegative_float,
+        help="cnn: decoupled weight decay (AdamW; default 1e-2)",
+    )
+    fit.add_argument(
+        "--epochs", type=_positive_int, help="passes over the data (default 50; cnn: 20)"
+    )
+    fit.add_argument("--batch-size", type=_positive_int, help="rows per step (default 64; cnn: 32)")
     fit.add_argument("--no-shuffle", action="store_true", help="keep the rows' order")
     fit.add_argument(
         "--early-stopping",

@@ -635,7 +635,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the loss curves to OUT.png and the test confusion matrix to OUT-confusion.png",
     )
     fit.set_defaults(run=run_fit)
+
+    gpt = add("gpt", "a small character-level GPT on the standard library's own source")
+    gpt.add_argument("--backend", choices=BACKENDS, default="jax", help="where to train")
+    gpt.add_argument("--seed", type=_seed, default=0, help="seed of the parameters and batches")
+    gpt.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    gpt.add_argument("--minutes", type=_positive_float, default=5.0, help="training time budget")
+    gpt.add_argument("--epochs", type=_positive_int, default=40, help="evaluations (cosine span)")
+    gpt.add_argument("--steps", type=_positive_int, default=50, help="steps between evaluations")
+    gpt.add_argument("--context", type=_positive_int, default=64, help="characters per window")
+    gpt.add_argument("--dim", type=_positive_int, default=128, help="model width")
+    gpt.add_argument("--heads", type=_positive_int, default=4, help="attention heads")
+    gpt.add_argument("--blocks", type=_positive_int, default=2, help="transformer blocks")
+    gpt.add_argument("--batch-size", type=_positive_int, default=32, help="windows per step")
+    gpt.add_argument("--lr", type=_positive_float, default=3e-3, help="peak learning rate")
+    gpt.add_argument("--eval-windows", type=_positive_int, default=256, help="held-out windows")
+    gpt.add_argument("--sample", type=_positive_int, default=300, help="characters to sample")
+    gpt.set_defaults(run=run_gpt)
     return parser
+
+
+def run_gpt(args: argparse.Namespace) -> int:
+    """Train the small GPT (:func:`backprop.cli_net.run_gpt`)."""
+    from backprop.cli_net import run_gpt as run
+
+    _require(args, (args.backend,))
+    return run(args, UsageError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

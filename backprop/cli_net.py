@@ -92,3 +92,148 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         np.savez(args.save, **arrays)
         print(f"parameters and state written to {args.save} (in backprop.network.leaves order)")
     return 0
+
+
+# --- gpt -------------------------------------------------------------------------------
+
+
+def stdlib_text() -> bytes:
+    """The standard library's top-level ``*.py`` files, sorted by name, concatenated as bytes."""
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return b"".join(p.read_bytes() for p in sorted(root.glob("*.py")))
+
+
+def bigram_bits(train: np.ndarray, held: np.ndarray, vocab: int, alpha: float = 0.01) -> float:
+    """Held-out bits per character of the bigram model counted on ``train`` (add-``alpha``)."""
+    counts = np.full((vocab, vocab), alpha)
+    np.add.at(counts, (train[:-1], train[1:]), 1.0)
+    logp = np.log2(counts / counts.sum(axis=1, keepdims=True))
+    return float(-logp[held[:-1], held[1:]].mean())
+
+
+def run_gpt(args: argparse.Namespace, usage_error: type[Exception]) -> int:
+    """Train :func:`backprop.models.gpt` on the standard library's source; print bits/char."""
+    import math
+
+    from backprop import models
+    from backprop.kernels import get_backend
+    from backprop.network import count_params
+    from backprop.train_net import evaluate, train_net
+
+    data = np.frombuffer(stdlib_text(), np.uint8)
+    symbols = np.unique(data)
+    ids = np.searchsorted(symbols, data).astype(np.int32)
+    vocab, t = len(symbols), args.context
+    cut = int(0.9 * len(ids))
+    train, held = ids[:cut], ids[cut:]
+    if len(held) <= t + 1:
+        raise usage_error(f"--context {t} is longer than the held-out text")
+    # Every window of t + 1 characters that starts at a multiple of t // 2 (training)
+    # or t (held out): inputs its first t, targets its last t.
+    starts = np.arange(0, len(train) - t - 1, max(1, t // 2))
+    X = train[starts[:, None] + np.arange(t)]
+    Y = train[starts[:, None] + np.arange(1, t + 1)]
+    rng = np.random.default_rng(args.seed)
+    hstarts = np.arange(0, len(held) - t - 1, t)
+    Xh = held[hstarts[:, None] + np.arange(t)]
+    Yh = held[hstarts[:, None] + np.arange(1, t + 1)]
+    pick = rng.choice(len(Xh), min(len(Xh), args.eval_windows), replace=False)
+    net = models.gpt(vocab, t, dim=args.dim, heads=args.heads, blocks=args.blocks)
+    params, state, _ = net.init(args.seed, (t,), args.dtype)
+    ln2 = math.log(2)
+    print(
+        f"== gpt on the standard library's top-level *.py: {len(data):,} bytes, {vocab} distinct; "
+        f"held out the last 10% ({len(held):,}); bigram baseline "
+        f"{bigram_bits(train, held, vocab):.2f} bits/char =="
+    )
+    print(
+        f"model: {args.blocks} blocks, dim {args.dim}, {args.heads} heads, context {t}: "
+        f"{count_params(params):,} parameters; adamw lr {args.lr:g} (cosine), batch "
+        f"{args.batch_size}, clip 1.0, {args.backend} {args.dtype}, at most {args.minutes:g} min"
+    )
+    K = get_backend(args.backend)
+    t0 = time.perf_counter()
+
+    def report(epoch: int, loss: float) -> None:
+        print(
+            f"step {epoch * args.steps:>6}  train {loss / ln2:.3f} bits/char  "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+
+    r = train_net(
+        net,
+        X,
+        Y,
+        optimizer="adam",
+        lr=args.lr,
+        weight_decay=0.1,
+        clip_norm=1.0,
+        schedule="cosine",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        steps_per_epoch=args.steps,
+        time_limit=args.minutes * 60,
+        validation=(Xh[pick], Yh[pick]),
+        seed=args.seed,
+        dtype=args.dtype,
+        init=(params, state),
+        backend=args.backend,
+        progress=report,
+    )
+    for e, v in enumerate(r.val_losses, 1):
+        if e % max(1, len(r.val_losses) // 10) == 0 or e == len(r.val_losses):
+            print(f"after step {e * args.steps:>6}: held-out {v / ln2:.3f} bits/char (subset)")
+    xp = K.xp
+    full, _ = evaluate(K, net, tree_to(xp, r.params), tree_to(xp, r.state), xp.asarray(Xh), Yh)
+    print(
+        f"held-out loss {full / ln2:.3f} bits/char on all {len(Xh) * t:,} held-out positions "
+        f"({r.epochs * args.steps} steps, {time.perf_counter() - t0:.0f} s)"
+    )
+    print("sample:")
+    print(sample(net, r.params, r.state, held[:t], symbols, args.sample, args.backend, rng))
+    return 0
+
+
+def tree_to(xp: Any, tree: Any) -> Any:
+    """The container with its arrays converted by ``xp.asarray``."""
+    from backprop.network import tree_map
+
+    return tree_map(xp.asarray, tree)
+
+
+def sample(
+    net: Any,
+    params: Any,
+    state: Any,
+    prompt: np.ndarray,
+    symbols: np.ndarray,
+    length: int,
+    backend: str,
+    rng: np.random.Generator,
+) -> str:
+    """``length`` characters drawn one at a time after ``prompt`` (the last T ids are the input)."""
+    from backprop.kernels import get_backend
+
+    K = get_backend(backend)
+    p, s = tree_to(K.xp, params), tree_to(K.xp, state)
+
+    def last_logits(window: Any) -> Any:
+        return net.forward(K, p, s, window, False, None)[0][0, -1]
+
+    if backend == "jax":
+        import jax
+
+        last_logits = jax.jit(last_logits)
+    window = np.asarray(prompt, np.int32).copy()
+    out = []
+    for _ in range(length):
+        z = np.asarray(last_logits(K.xp.asarray(window[None])), np.float64)
+        q = np.exp(z - z.max())
+        nxt = int(rng.choice(len(q), p=q / q.sum()))
+        out.append(nxt)
+        window = np.concatenate([window[1:], [nxt]])
+    return bytes(symbols[out].tolist()).decode("utf-8", "replace")

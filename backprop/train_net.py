@@ -188,6 +188,8 @@ def train_net(
     batch_size: int = 64,
     validation: tuple[Any, Any] | None = None,
     patience: int | None = None,
+    steps_per_epoch: int | None = None,
+    time_limit: float | None = None,
     seed: int = 0,
     dtype: str = "float32",
     init: tuple[Any, Any] | None = None,
@@ -222,6 +224,12 @@ def train_net(
     patience : int, optional
         Stop after this many epochs without a better validation loss and keep
         the best epoch's parameters (needs ``validation``).
+    steps_per_epoch : int, optional
+        Minibatches per epoch, their rows drawn at random without replacement
+        within an epoch (for data too large to pass over: windows of a long
+        text); default every row once, ``N // batch_size`` steps.
+    time_limit : float, optional
+        Stop after the first epoch that ends past this many seconds.
     seed : int
         Seed of the initial parameters, the shuffles and the dropout masks.
     dtype : "float32" or "float64"
@@ -269,7 +277,12 @@ def train_net(
         X = X.astype(dt)
     n = X.shape[0]
     batch_size = min(int(batch_size), n)
-    steps = n // batch_size
+    steps = n // batch_size if steps_per_epoch is None else int(steps_per_epoch)
+    if steps < 1 or steps * batch_size > n:
+        raise ValueError(
+            f"steps_per_epoch must be in [1, {n // batch_size}] ({n} rows, batches of "
+            f"{batch_size}), got {steps_per_epoch!r}"
+        )
     K = get_backend(backend)
     xp = K.xp
     if init is None:
@@ -311,9 +324,10 @@ def train_net(
     times: list[float] = []
     best = (math.inf, 0, params, state)
     epoch = 0
+    start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        order = order_rng.permutation(n)
+        order = order_rng.permutation(n)[: steps * batch_size]
         rate = _schedule(schedule, float(lr), epoch - 1, epochs)
         if backend == "jax":
             params, state, opt_state, loss = run_epoch(
@@ -345,6 +359,8 @@ def train_net(
         if progress is not None:
             progress(epoch, loss)
         if patience is not None and epoch - best[1] >= patience:
+            break
+        if time_limit is not None and time.perf_counter() - start > time_limit:
             break
     best_epoch = epoch
     if patience is not None:

@@ -58,8 +58,13 @@ def _loss_autodiff(net, state, x, y, key):
     return loss
 
 
+SLOW = pytest.mark.slow  # compiling the CNN's and the GPT's two gradients takes 5-15 s on 2 cores
+
+
 @needs_jax
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize(
+    "name", [pytest.param("cnn", marks=SLOW), pytest.param("gpt", marks=SLOW), "ninja"]
+)
 def test_hand_gradient_equals_jax_grad(name):
     import jax
     import jax.numpy as jnp
@@ -69,8 +74,12 @@ def test_hand_gradient_equals_jax_grad(name):
     params = jax.tree_util.tree_map(jnp.asarray, params)
     state = jax.tree_util.tree_map(jnp.asarray, state)
     key = jax.random.key(3)
-    want = jax.grad(_loss_autodiff(net, state, x, y, key))(params)
-    loss, got, _ = loss_and_grad(get_backend("jax"), net, params, state, jnp.asarray(x), y, key)
+    want = jax.jit(jax.grad(_loss_autodiff(net, state, x, y, key)))(params)
+
+    def hand(p):
+        return loss_and_grad(get_backend("jax"), net, p, state, jnp.asarray(x), y, key)
+
+    loss, got, _ = jax.jit(hand)(params)
     got_leaves, want_leaves = leaves(got), jax.tree_util.tree_leaves(want)
     assert len(got_leaves) == len(want_leaves) == len(leaves(params))
     for g, w in zip(got_leaves, want_leaves, strict=True):
@@ -212,17 +221,17 @@ def test_train_net_learns(backend):
         net,
         X,
         y,
-        lr=1e-2,
+        lr=3e-2,
         weight_decay=1e-2,
         clip_norm=1.0,
         schedule="cosine",
-        epochs=5,
+        epochs=8,
         batch_size=16,
         validation=(X, y),
         backend=backend,
         progress=lambda e, loss: seen.append(e),
     )
-    assert seen == [1, 2, 3, 4, 5]
+    assert seen == list(range(1, 9))
     assert r.losses[-1] < r.losses[0]
     assert r.val_accuracies[-1] > 0.9
     assert (predict(net, r.params, r.state, X).argmax(1) == y).mean() > 0.9

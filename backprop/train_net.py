@@ -119,10 +119,11 @@ def make_step(
     return step
 
 
-def _schedule(name: str, lr: float, epoch: int, epochs: int, warmup: int = 0) -> float:
+def _schedule(name: str, lr: float, done: float) -> float:
+    """The learning rate when the fraction ``done`` of the run is behind."""
     if name == "constant":
         return lr
-    return 0.5 * lr * (1.0 + math.cos(math.pi * epoch / epochs))
+    return 0.5 * lr * (1.0 + math.cos(math.pi * min(done, 1.0)))
 
 
 def evaluate(
@@ -215,7 +216,9 @@ def train_net(
     clip_norm : float > 0, optional
         Rescale the gradient to this global norm when it is longer.
     schedule : "constant" or "cosine"
-        The learning rate per epoch: fixed, or ``lr (1 + cos(pi e / epochs)) / 2``.
+        The learning rate per epoch: fixed, or ``lr (1 + cos(pi f)) / 2`` with f
+        the fraction of the run behind (epochs, or time with ``time_limit``:
+        whichever is further).
     epochs, batch_size : int >= 1
         Passes over the data; rows per step (the last partial batch of an epoch
         is left out; the shuffle changes which rows).
@@ -328,7 +331,10 @@ def train_net(
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         order = order_rng.permutation(n)[: steps * batch_size]
-        rate = _schedule(schedule, float(lr), epoch - 1, epochs)
+        done = (epoch - 1) / epochs
+        if time_limit is not None:
+            done = max(done, (time.perf_counter() - start) / time_limit)
+        rate = _schedule(schedule, float(lr), done)
         if backend == "jax":
             params, state, opt_state, loss = run_epoch(
                 params,

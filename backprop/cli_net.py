@@ -149,6 +149,7 @@ def run_gpt(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         f"held out the last 10% ({len(held):,}); bigram baseline "
         f"{bigram_bits(train, held, vocab):.2f} bits/char =="
     )
+    print(f"held-out loss as it goes: on {len(pick)} windows of {t}; at the end: on all of them")
     print(
         f"model: {args.blocks} blocks, dim {args.dim}, {args.heads} heads, context {t}: "
         f"{count_params(params):,} parameters; adamw lr {args.lr:g} (cosine), batch "
@@ -157,10 +158,10 @@ def run_gpt(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     K = get_backend(args.backend)
     t0 = time.perf_counter()
 
-    def report(epoch: int, loss: float) -> None:
+    def report(epoch: int, loss: float, val_loss: Any, val_accuracy: Any) -> None:
         print(
-            f"step {epoch * args.steps:>6}  train {loss / ln2:.3f} bits/char  "
-            f"({time.perf_counter() - t0:.0f} s)",
+            f"step {epoch * args.steps:>6}  train {loss / ln2:.3f}  held-out {val_loss / ln2:.3f} "
+            f"bits/char ({time.perf_counter() - t0:.0f} s)",
             flush=True,
         )
 
@@ -182,11 +183,8 @@ def run_gpt(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         dtype=args.dtype,
         init=(params, state),
         backend=args.backend,
-        progress=report,
+        on_epoch=report,
     )
-    for e, v in enumerate(r.val_losses, 1):
-        if e % max(1, len(r.val_losses) // 10) == 0 or e == len(r.val_losses):
-            print(f"after step {e * args.steps:>6}: held-out {v / ln2:.3f} bits/char (subset)")
     xp = K.xp
     full, _ = evaluate(K, net, tree_to(xp, r.params), tree_to(xp, r.state), xp.asarray(Xh), Yh)
     print(

@@ -196,6 +196,7 @@ def train_net(
     init: tuple[Any, Any] | None = None,
     backend: str = "numpy",
     progress: Callable[[int, float], Any] | None = None,
+    on_epoch: Callable[[int, float, float | None, float | None], Any] | None = None,
 ) -> NetResult:
     """Train ``net`` with minibatches and softmax cross-entropy.
 
@@ -241,6 +242,8 @@ def train_net(
     backend : "numpy" or "jax"
     progress : callable(epoch, loss), optional
         Called after every epoch.
+    on_epoch : callable(epoch, loss, val_loss, val_accuracy), optional
+        Called after every epoch with the validation numbers (None without).
 
     Returns
     -------
@@ -364,6 +367,8 @@ def train_net(
                 best = (vl, epoch, params, state)
         if progress is not None:
             progress(epoch, loss)
+        if on_epoch is not None:
+            on_epoch(epoch, loss, *((val_losses[-1], val_accs[-1]) if val_losses else (None, None)))
         if patience is not None and epoch - best[1] >= patience:
             break
         if time_limit is not None and time.perf_counter() - start > time_limit:

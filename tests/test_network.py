@@ -265,3 +265,17 @@ def test_embedding_first_layer_has_no_input_gradient():
     assert dx is None
     assert grads[0]["table"].shape == (5, 2)
     assert np.all(grads[0]["table"][2:] == 0)
+
+
+@needs_jax
+def test_jax_step_by_step_equals_one_scan_per_epoch():
+    X, y = _blobs()
+    net = serial(Conv2d(2, 3), BatchNorm(), Activation("relu"), Dropout(0.2), Flatten(), Dense(3))
+    kw = dict(epochs=2, batch_size=40, dtype="float64", backend="jax", weight_decay=0.1)
+    a = train_net(net, X, y, compile="step", **kw)
+    b = train_net(net, X, y, compile="epoch", **kw)
+    np.testing.assert_allclose(a.losses, b.losses, rtol=1e-12)
+    for u, v in zip(leaves((a.params, a.state)), leaves((b.params, b.state)), strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="compile must be one of step, epoch"):
+        train_net(net, X, y, compile="all")

@@ -640,7 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--backend", choices=BACKENDS, default="jax", help="where to train")
     gpt.add_argument("--seed", type=_seed, default=0, help="seed of the parameters and batches")
     gpt.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    gpt.add_argument("--minutes", type=_positive_float, default=5.0, help="training time budget")
+    gpt.add_argument(
+        "--minutes",
+        type=_positive_float,
+        default=4.5,
+        help="training time budget (then ~20 s of test)",
+    )
     gpt.add_argument("--epochs", type=_positive_int, default=40, help="evaluations (cosine span)")
     gpt.add_argument("--steps", type=_positive_int, default=50, help="steps between evaluations")
     gpt.add_argument("--context", type=_positive_int, default=64, help="characters per window")

@@ -237,7 +237,7 @@ def train_net(
         within an epoch (for data too large to pass over: windows of a long
         text); default every row once, ``N // batch_size`` steps.
     time_limit : float, optional
-        Stop after the first epoch that ends past this many seconds.
+        Seconds: stop when another epoch (as long as the last) would end past it.
     seed : int
         Seed of the initial parameters, the shuffles and the dropout masks.
     dtype : "float32" or "float64"
@@ -398,8 +398,8 @@ def train_net(
             on_epoch(epoch, loss, *((val_losses[-1], val_accs[-1]) if val_losses else (None, None)))
         if patience is not None and epoch - best[1] >= patience:
             break
-        if time_limit is not None and time.perf_counter() - start > time_limit:
-            break
+        if time_limit is not None and time.perf_counter() - start + times[-1] > time_limit:
+            break  # another epoch would end past the limit
     best_epoch = epoch
     if patience is not None:
         _, best_epoch, params, state = best

@@ -113,10 +113,11 @@ def test_train_step(benchmark, name, backend, how):
 
 
 def interleaved(name: str, repeats: int = 20) -> dict[str, float]:
-    """Median seconds per step of each JAX variant, the runs interleaved (one process)."""
+    """Median seconds per step: JAX hand, JAX jax.grad, NumPy hand, interleaved (one process)."""
     import time
 
     runs = {how: _setup(name, "jax", how) for how in ("hand", "jax.grad")}
+    runs["numpy"] = _setup(name, "numpy", "hand")
     times: dict[str, list[float]] = {how: [] for how in runs}
     for _ in range(repeats):
         for how, run in runs.items():
@@ -132,5 +133,6 @@ if __name__ == "__main__":  # python -m bench.test_bench_network
         ratio = med["jax.grad"] / med["hand"]
         print(
             f"{case}: hand {med['hand'] * 1e3:.2f} ms, jax.grad {med['jax.grad'] * 1e3:.2f} ms "
-            f"per step (medians of 20, interleaved): hand = {ratio:.2f}x jax.grad's speed"
+            f"per step (medians of 20, interleaved): hand = {ratio:.2f}x jax.grad's speed; "
+            f"NumPy {med['numpy'] * 1e3:.2f} ms"
         )

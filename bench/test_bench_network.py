@@ -9,6 +9,8 @@ plain ``pytest --benchmark-disable`` runs each body once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ from backprop import models, optim
 from backprop.kernels import get_backend
 from backprop.network import leaves, rebuild, tree_map
 from backprop.train_net import _as_layers, make_step
-from bench.conftest import requires_jax
+from bench.conftest import requires_jax, requires_torch
 
 CASES = {
     # name: (network, per-row input shape, batch of inputs, labels)
@@ -127,6 +129,68 @@ def interleaved(name: str, repeats: int = 20) -> dict[str, float]:
     return {how: float(np.median(t)) for how, t in times.items()}
 
 
+def torch_cnn_step() -> Any:
+    """PyTorch eager, one thread: the digits CNN's training step (AdamW, clipping), batch 32."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(512, 10),
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=WD)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.uniform(0, 1, (32, 1, 8, 8)).astype(np.float32))
+    y = torch.tensor(rng.integers(0, 10, 32))
+
+    def run() -> None:
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        opt.step()
+
+    run()
+    return run
+
+
+@requires_torch
+def test_torch_cnn_step(benchmark):
+    benchmark.group = "train step: cnn digits, batch 32"
+    benchmark.extra_info.update(table="network", setting="cnn", row="PyTorch eager, 1 thread")
+    benchmark.pedantic(torch_cnn_step(), rounds=10, iterations=1, warmup_rounds=1)
+
+
+def numpy_vs_torch(repeats: int = 40) -> tuple[float, float]:
+    """Median seconds per CNN step: NumPy hand-written, PyTorch eager 1 thread, interleaved."""
+    import time
+
+    runs = {"numpy": _setup("cnn digits, batch 32", "numpy", "hand"), "torch": torch_cnn_step()}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - t0)
+    return float(np.median(times["numpy"])), float(np.median(times["torch"]))
+
+
+def _have_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 if __name__ == "__main__":  # python -m bench.test_bench_network
     for case in CASES:
         med = interleaved(case)
@@ -135,4 +199,10 @@ if __name__ == "__main__":  # python -m bench.test_bench_network
             f"{case}: hand {med['hand'] * 1e3:.2f} ms, jax.grad {med['jax.grad'] * 1e3:.2f} ms "
             f"per step (medians of 20, interleaved): hand = {ratio:.2f}x jax.grad's speed; "
             f"NumPy {med['numpy'] * 1e3:.2f} ms"
+        )
+    if _have_torch():
+        n, t = numpy_vs_torch()
+        print(
+            f"cnn step, NumPy {n * 1e3:.2f} ms, PyTorch eager 1 thread {t * 1e3:.2f} ms: "
+            f"NumPy = {t / n:.2f}x PyTorch's speed"
         )

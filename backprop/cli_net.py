@@ -29,7 +29,6 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         ("--devices", args.devices),
         ("--coordinator", args.coordinator),
         ("--early-stopping", args.early_stopping or None),
-        ("--load", args.load),
     ):
         if value is not None:
             raise usage_error(f"{flag} is not supported with --model cnn yet")
@@ -48,6 +47,12 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     X_train = (d.X_train / 16).reshape(-1, 1, 8, 8)
     X_test = (d.X_test / 16).reshape(-1, 1, 8, 8)
     net = models.cnn(d.n_classes)
+    init = None
+    if args.load:
+        from backprop.network import load
+
+        init = load(args.load, net, (1, 8, 8), args.dtype)
+        print(f"starting from the parameters in {args.load}")
     print(
         f"== fit digits: cnn conv16-bn-relu conv32-bn-relu pool2 dropout0.25 dense{d.n_classes}, "
         f"adamw lr {lr:g} (cosine) wd {weight_decay:g}, batch {batch}, {epochs} epochs, "
@@ -73,6 +78,7 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
             batch_size=min(batch, X_train.shape[0]),
             seed=args.seed,
             dtype=args.dtype,
+            init=init,
             backend=args.backend,
             progress=bar or report,
         )
@@ -86,11 +92,10 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         f"{f', compile {r.compile_time:.2f} s' if args.backend == 'jax' else ''})"
     )
     if args.save:
-        from backprop.network import leaves
+        from backprop.network import save
 
-        arrays: dict[str, Any] = {f"a{i}": a for i, a in enumerate(leaves((r.params, r.state)))}
-        np.savez(args.save, **arrays)
-        print(f"parameters and state written to {args.save} (in backprop.network.leaves order)")
+        save(args.save, r.params, r.state)
+        print(f"parameters and batch-norm state written to {args.save}")
     return 0
 
 

@@ -199,3 +199,42 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
 def count_params(params: Any) -> int:
     """How many numbers the parameters hold."""
     return int(sum(np.size(a) for a in leaves(params)))
+
+
+def save(path: Any, params: Any, state: Any) -> None:
+    """Write ``params`` and ``state`` to an ``.npz`` file (plain arrays, no pickles).
+
+    The arrays are stored as ``params_0, params_1, ...`` and ``state_0, ...`` in
+    :func:`leaves` order; :func:`load` puts them back into the same network.
+    """
+    arrays = {f"params_{i}": np.asarray(a) for i, a in enumerate(leaves(params))}
+    arrays.update({f"state_{i}": np.asarray(a) for i, a in enumerate(leaves(state))})
+    np.savez(path, **arrays)
+
+
+def load(path: Any, net: Serial, in_shape: Shape, dtype: Any = "float32") -> tuple[Any, Any]:
+    """Read what :func:`save` wrote for ``net`` on rows of ``in_shape``: ``(params, state)``.
+
+    Raises
+    ------
+    ValueError
+        If the file does not hold exactly the arrays of ``net`` (count and
+        shapes, checked against ``net.init(0, in_shape, dtype)``).
+    """
+    params, state, _ = net.init(0, in_shape, dtype)
+    with np.load(path, allow_pickle=False) as f:
+        stored = dict(f)
+    out = []
+    for name, tree in (("params", params), ("state", state)):
+        want = leaves(tree)
+        got = [stored.pop(f"{name}_{i}", None) for i in range(len(want))]
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            if g is None or g.shape != w.shape:
+                raise ValueError(
+                    f"{path}: {name}_{i} must have shape {w.shape} for this network, got "
+                    f"{None if g is None else g.shape}"
+                )
+        out.append(rebuild(tree, [g.astype(w.dtype) for g, w in zip(got, want, strict=True)]))
+    if stored:
+        raise ValueError(f"{path}: arrays this network does not have: {sorted(stored)[:5]}")
+    return out[0], out[1]

@@ -50,3 +50,15 @@ def test_patience_keeps_the_best_epoch_and_time_limit_stops():
         train_net(net, X, y, batch_size=8, steps_per_epoch=6)
     with pytest.raises(ValueError, match="patience needs validation"):
         train_net(net, X, y, patience=2)
+
+
+def test_save_then_load_continues_from_the_saved_network(tmp_path, capsys):
+    path = tmp_path / "cnn.npz"
+    assert main(["fit", "--model", "cnn", "--epochs", "1", "--quiet", "--save", str(path)]) == 0
+    assert main(["fit", "--model", "cnn", "--epochs", "1", "--quiet", "--load", str(path)]) == 0
+    assert f"starting from the parameters in {path}" in capsys.readouterr().out
+    from backprop import models
+    from backprop.network import load
+
+    with pytest.raises(ValueError, match="must have shape"):
+        load(path, models.cnn(10, filters=(8, 8)), (1, 8, 8))

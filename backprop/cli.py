@@ -448,6 +448,13 @@ def run_fit(args: argparse.Namespace) -> int:
 
     args.data = args.data.replace("-", "_")
     _require(args, (args.backend,), sklearn=True, problems=_fit_conflicts(args))
+    if args.model == "cnn":
+        from backprop.cli_net import run_fit_cnn
+
+        return run_fit_cnn(args, UsageError)
+    args.lr = 1e-2 if args.lr is None else args.lr
+    args.epochs = 50 if args.epochs is None else args.epochs
+    args.batch_size = 64 if args.batch_size is None else args.batch_size
     distributed_run = args.coordinator is not None
     if distributed_run:
         from backprop import distributed
@@ -948,7 +955,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--optimizer", choices=("adam", "sgd", "momentum"), default="adam", help="the optimizer"
     )
     fit.add_argument("--solver", help=argparse.SUPPRESS)  # renamed: refused with the new name
-    fit.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate")
+    fit.add_argument(
+        "--model",
+        choices=("mlp", "cnn"),
+        default="mlp",
+        help="mlp: dense layers (--hidden); cnn: two 3x3 convolutions on the 8x8 digits",
+    )
+    fit.add_argument(
+        "--lr", type=_positive_float, help="learning rate (default 1e-2; cnn: 3e-3, cosine decay)"
+    )
     fit.add_argument(
         "--momentum", type=_nonnegative_float, help="--optimizer momentum's momentum (0.9)"
     )
@@ -956,8 +971,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--nesterov", action="store_true", help="Nesterov's momentum (--optimizer momentum)"
     )
     fit.add_argument("--alpha", type=_nonnegative_float, default=1e-4, help="L2 penalty")
-    fit.add_argument("--epochs", type=_positive_int, default=50, help="passes over the data")
-    fit.add_argument("--batch-size", type=_positive_int, default=64, help="rows per step")
+    fit.add_argument(
+        "--weight-decay",
+        type=_nonnegative_float,
+        help="cnn: decoupled weight decay (AdamW; default 1e-2)",
+    )
+    fit.add_argument(
+        "--epochs", type=_positive_int, help="passes over the data (default 50; cnn: 20)"
+    )
+    fit.add_argument("--batch-size", type=_positive_int, help="rows per step (default 64; cnn: 32)")
     fit.add_argument("--no-shuffle", action="store_true", help="keep the rows' order")
     fit.add_argument(
         "--early-stopping",
@@ -1012,7 +1034,37 @@ def build_parser() -> argparse.ArgumentParser:
                 "--proba", action="store_true", help="class probabilities, one row per line"
             )
         c.set_defaults(run=run)
+
+    gpt = add("gpt", "a small character-level GPT on the standard library's own source")
+    gpt.add_argument("--backend", choices=BACKENDS, default="jax", help="where to train")
+    gpt.add_argument("--seed", type=_seed, default=0, help="seed of the parameters and batches")
+    gpt.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    gpt.add_argument(
+        "--minutes",
+        type=_positive_float,
+        default=4.5,
+        help="training time budget (then ~20 s of test)",
+    )
+    gpt.add_argument("--epochs", type=_positive_int, default=40, help="evaluations (cosine span)")
+    gpt.add_argument("--steps", type=_positive_int, default=50, help="steps between evaluations")
+    gpt.add_argument("--context", type=_positive_int, default=64, help="characters per window")
+    gpt.add_argument("--dim", type=_positive_int, default=128, help="model width")
+    gpt.add_argument("--heads", type=_positive_int, default=4, help="attention heads")
+    gpt.add_argument("--blocks", type=_positive_int, default=2, help="transformer blocks")
+    gpt.add_argument("--batch-size", type=_positive_int, default=32, help="windows per step")
+    gpt.add_argument("--lr", type=_positive_float, default=3e-3, help="peak learning rate")
+    gpt.add_argument("--eval-windows", type=_positive_int, default=256, help="held-out windows")
+    gpt.add_argument("--sample", type=_positive_int, default=300, help="characters to sample")
+    gpt.set_defaults(run=run_gpt)
     return parser
+
+
+def run_gpt(args: argparse.Namespace) -> int:
+    """Train the small GPT (:func:`backprop.cli_net.run_gpt`)."""
+    from backprop.cli_net import run_gpt as run
+
+    _require(args, (args.backend,))
+    return run(args, UsageError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

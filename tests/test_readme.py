@@ -76,6 +76,8 @@ def _small(args: list[str]) -> list[str]:
     sub = args[0] if args and not args[0].startswith("-") else "xor"
     if sub in ("gradcheck", "predict", "evaluate"):  # no training
         return args
+    if sub == "gpt":  # a tiny model, a few steps
+        return [*args, "--epochs", "2", "--steps", "2", "--dim", "16", "--blocks", "1"]
     epochs = {"xor": "300", "perceptron": "5", "fit": "2"}.get(sub, "20")
     return [*args, "--epochs", epochs]
 

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from backprop import io as _io
-from backprop.nets import HEADS, Layer, Net, make_net
+from backprop.nets import Layer, Net, make_net
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Model", "load", "load_model", "save"]
 
@@ -150,7 +150,7 @@ class Model:
         n_out = self.net.sizes[-1]
         K = get_backend("numpy")
         z, _ = forward(K, self.params, X, self.net)
-        loss_forward = getattr(K, f"{HEADS[self.net.output][1]}_forward")
+        loss_forward = K.pair(self.net.head.kernel)[0]  # the head's fused loss on logits
         if self.net.output == "identity":
             from backprop._validate import check_array
 

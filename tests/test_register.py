@@ -135,6 +135,7 @@ def test_an_in_place_form_is_checked_against_the_pair():
         backprop.unregister("softplus_ip")
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # few epochs: ConvergenceWarning
 def test_the_name_works_in_the_estimator_and_the_command_line(softplus):
     from backprop.cli import build_parser
 

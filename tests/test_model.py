@@ -69,6 +69,7 @@ def test_a_sigmoid_model_gives_two_probability_columns_and_its_labels(tmp_path):
     assert model.predict(X).dtype == bool
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # few epochs: ConvergenceWarning
 def test_an_estimator_saves_without_pickle_and_loads_as_an_estimator(tmp_path):
     pytest.importorskip("sklearn")
     est = MLPClassifier((5,), max_iter=20, random_state=0).fit(X, LABELS)

@@ -733,6 +733,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc,valid-type]
         return tags
 
 
+_REGRESSION_OUTPUTS = {"squared_error": "identity", "poisson": "exp"}
+"""The regressor's ``loss`` -> its output activation (a row of ``sklearn_step.OUTPUTS``)."""
+
+
 class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc,valid-type]
     __doc__ = """A multi-layer perceptron regressor: scikit-learn's, with hand-derived gradients.
 
@@ -806,7 +810,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc,valid-type]
     _parameter_constraints: dict = compat.parameter_constraints(regressor=True)
 
     def _output_activation(self) -> str:
-        return "exp" if self.loss == "poisson" else "identity"
+        return _REGRESSION_OUTPUTS[self.loss]
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any]:
         X, y = compat.validate_X_y(self, X, y, reset=reset, y_numeric=True)

@@ -260,7 +260,7 @@ def save(
         mean = obj.mean if mean is None else mean
         scale = obj.scale if scale is None else scale
         recorded = dict(obj.training)
-    elif hasattr(obj, "coefs_") and hasattr(obj, "get_params"):
+    elif hasattr(obj, "get_params") and hasattr(obj, "hidden_layer_sizes"):  # an estimator
         kind = type(obj).__name__
         if classes is not None:
             raise ValueError("classes: an estimator's classes are its classes_; do not pass them")

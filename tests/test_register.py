@@ -150,6 +150,31 @@ def test_the_name_works_in_the_estimator_and_the_command_line(softplus):
     assert clf.predict(X).shape == (24,)
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # few epochs: ConvergenceWarning
+def test_a_registered_activation_trains_the_estimators_alike_on_both_backends(softplus):
+    """NumPy runs the pair's generic in-place form in scikit-learn's step, JAX the pure
+    pair in the compiled derivation: the same model to 1e-10 in float64."""
+    pytest.importorskip("sklearn")
+    from tests.conftest import HAVE_JAX
+
+    kw = {"hidden_layer_sizes": (5,), "activation": softplus, "max_iter": 6, "random_state": 0}
+    runs = {}
+    for backend in ["numpy"] + (["jax"] if HAVE_JAX else []):
+        runs[backend] = (
+            backprop.MLPClassifier(**kw, solver="sgd", backend=backend).fit(X, Y[:, 0] > 0),
+            backprop.MLPRegressor(**kw, batch_size=8, backend=backend).fit(X, X[:, 0] * X[:, 2]),
+        )
+    for est in runs["numpy"]:
+        assert est.loss_curve_[-1] < est.loss_curve_[0]
+    for ours, theirs in zip(runs["numpy"], runs.get("jax", ()), strict=False):
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+        for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_,
+                        strict=True):  # fmt: skip
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"'activation' parameter.*'softplus'"):
+        backprop.MLPRegressor(activation="softplus_missing").fit(X, X[:, 0])
+
+
 def half_mse_forward(xp, z, y, weights=None):
     """L = sum_i w_i (z_i - y_i)^2 / 2, w_i = 1 / N by default."""
     r = z - y

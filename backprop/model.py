@@ -6,7 +6,7 @@ standardised) with one more member, ``model.json``, a JSON object holding
 everything needed to use the weights::
 
     {"format": "backprop-model", "format_version": 1, "library_version": "0.3.0",
-     "kind": "network",                     # or "MLPClassifier"
+     "kind": "network",                     # or "MLPClassifier", "MLPRegressor"
      "network": {"sizes": [64, 128, 10], "activations": ["relu"],
                  "output": "softmax", "loss": "cross_entropy",
                  "layers": [{"type": "dense", "in": 64, "out": 128, "activation": "relu"},
@@ -15,7 +15,9 @@ everything needed to use the weights::
      "classes": {"values": ["0", "1", ...], "dtype": "<U1"},      # or null
      "input_scaling": {"rule": "(X - mean) / scale"},             # or null
      "training": {"optimizer": "adam", "lr": 0.001, ...},
-     "estimator": {"class": "MLPClassifier", "params": {...}}}    # estimators only
+     "estimator": {"class": "MLPClassifier", "params": {...},     # estimators only
+                   "out_activation": "softmax", "y_type": "multiclass",
+                   "feature_names_in": null, "not_saved": []}}
 
 No pickle anywhere: labels are stored as JSON values with their NumPy dtype
 (numbers, strings and booleans; other label types are refused when saving).
@@ -43,9 +45,6 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Model", "load", "load_model", "save"]
 FORMAT = "backprop-model"
 FORMAT_VERSION = 1
 _LABEL_KINDS = "biufU"  # bool, integers, floats, unicode strings
-_SKLEARN_ACTIVATIONS = {"logistic": "sigmoid", "relu": "relu", "tanh": "tanh"}
-_SKLEARN_ACTIVATIONS["identity"] = "identity"
-_SKLEARN_OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,10 +217,12 @@ def save(
 
     Parameters
     ----------
-    obj : MLPResult, Model, fitted MLPClassifier, or sequence of Layer
+    obj : MLPResult, Model, fitted MLPClassifier or MLPRegressor, or sequence of Layer
         What :func:`backprop.train_mlp` returned; a :class:`Model`; a fitted
-        estimator (its ``coefs_``, ``intercepts_``, ``classes_`` and
-        ``get_params()`` are saved); or bare parameters, with ``net``.
+        estimator (its ``coefs_``, ``intercepts_``, ``classes_``,
+        ``out_activation_``, ``feature_names_in_`` and ``get_params()`` are
+        saved; a Poisson regressor, whose exponential output is no head of
+        this library, is refused); or bare parameters, with ``net``.
     path : str or os.PathLike
         Target file ending in ``.npz``; its directory must exist. A symbolic
         link is followed; an existing file's permissions are kept.
@@ -593,9 +594,12 @@ def load(path: str | os.PathLike[str]) -> Any:
 
     Returns a :class:`Model` (``predict``, ``predict_proba``, ``evaluate``),
     or, for a file saved from an estimator, a fitted estimator of its class
-    (``MLPClassifier``) with the saved parameters, ``coefs_``,
-    ``intercepts_`` and ``classes_``; it predicts as the saved one did, and
-    has no training history (``loss_curve_`` and the like are absent).
+    (``MLPClassifier`` or ``MLPRegressor``) with the saved parameters and
+    scikit-learn's fitted attributes (``coefs_``, ``intercepts_``,
+    ``classes_`` and the label binarizer, ``n_outputs_``, ``n_layers_``,
+    ``out_activation_``, ``n_features_in_``, ``feature_names_in_``); it
+    predicts exactly as the saved one did, and has no training history
+    (``loss_curve_`` and the like are absent).
 
     Raises
     ------

@@ -58,6 +58,15 @@ def _net(est: Any, sizes: list[int]) -> tuple[nets.Net, sklearn_step.Output]:
     return nets.make_net(sizes, sklearn_step.kernel_name(est.activation), out.head), out
 
 
+def _declared(net: nets.Net) -> tuple[Any, ...]:
+    """The functions ``net``'s names stand for now: part of a compiled function's key, so
+    a name registered again with other functions is compiled again."""
+    from backprop.kernels import registry
+
+    acts = tuple(registry.activation(a) for a in net.activations)
+    return (*((s.forward, s.backward) for s in acts), net.head)
+
+
 def _mesh(devices: Any) -> Any:
     """A one-axis mesh "d" over ``devices`` (None: no mesh)."""
     if devices is None:
@@ -135,7 +144,7 @@ def gradient_function(est: Any, step: Any, rows: int) -> Any:
     x64 = step.dtype == np.float64
     alpha = float(est.alpha)
 
-    key = ("lbfgs", net, out, tuple(shapes))
+    key = ("lbfgs", net, _declared(net), out, tuple(shapes))
     if key not in _EPOCHS:  # one compiled function per architecture, reused by later fits
 
         def f(theta: Any, X: Any, Y: Any, w: Any, scale: Any) -> Any:
@@ -249,7 +258,7 @@ def _compiled_epoch(
     ``hyper`` the hyperparameters it closes over.
     """
     devices = None if mesh is None else tuple((d.platform, d.id) for d in mesh.devices.flat)
-    key = (net, out, shapes, hyper, devices)
+    key = (net, _declared(net), out, shapes, hyper, devices)
     if key in _EPOCHS:
         return _EPOCHS[key]
     import jax

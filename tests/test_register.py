@@ -175,6 +175,35 @@ def test_a_registered_activation_trains_the_estimators_alike_on_both_backends(so
         backprop.MLPRegressor(activation="softplus_missing").fit(X, X[:, 0])
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_a_name_registered_again_is_compiled_again_for_the_jax_estimator():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("jax")
+
+    def tanh_forward(xp, z):
+        t = xp.tanh(z)
+        return t, t
+
+    def tanh_backward(xp, dout, t):
+        return dout * (1.0 - t * t)
+
+    curves = []
+    for forward, backward in ((softplus_forward, softplus_backward), (tanh_forward, tanh_backward)):
+        backprop.register_activation("mine", forward, backward)
+        try:
+            for backend in ("numpy", "jax"):
+                est = backprop.MLPRegressor(
+                    hidden_layer_sizes=(4,), activation="mine", max_iter=3, random_state=0,
+                    backend=backend,
+                ).fit(X, X[:, 0] * X[:, 1])  # fmt: skip
+                curves.append(est.loss_curve_)
+        finally:
+            backprop.unregister("mine")
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-10)
+    np.testing.assert_allclose(curves[3], curves[2], rtol=1e-10)
+    assert abs(curves[2][-1] - curves[0][-1]) > 1e-3  # two different functions
+
+
 def half_mse_forward(xp, z, y, weights=None):
     """L = sum_i w_i (z_i - y_i)^2 / 2, w_i = 1 / N by default."""
     r = z - y

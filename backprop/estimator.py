@@ -50,7 +50,7 @@ import numpy as np
 
 from backprop import sklearn_step
 from backprop._validate import check_memory
-from backprop.sklearn_step import AdamOptimizer, SGDOptimizer, Step
+from backprop.sklearn_step import Step
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -74,7 +74,7 @@ except ImportError:  # pragma: no cover - exercised by a test that blocks the im
 
 from backprop import sklearn_compat as compat
 
-STOCHASTIC_SOLVERS = ("sgd", "adam")
+STOCHASTIC_SOLVERS = tuple(sklearn_step.SOLVERS)
 BACKENDS = ("numpy", "jax")
 
 
@@ -91,6 +91,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
 
     def _validate_all_params(self) -> None:
         compat.validate_params(self)
+        if not HAVE_SKLEARN:  # scikit-learn's validation reads the live list itself
+            compat.check_activation(self)
         if self.backend == "numpy" and self.devices is not None:
             raise ValueError(
                 f"devices={self.devices!r} needs backend='jax' (data-parallel training runs on "
@@ -173,7 +175,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
 
     def _init_coef(self, fan_in: int, fan_out: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
         """Glorot uniform, drawn in float64 from the fit's RandomState, then cast."""
-        factor = 2.0 if self.activation == "logistic" else 6.0
+        factor = sklearn_step.glorot_factor(self.activation)
         bound = np.sqrt(factor / (fan_in + fan_out))
         coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
         intercept = self._random_state.uniform(-bound, bound, fan_out)
@@ -188,8 +190,10 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         for i in range(self.n_layers_ - 1):
             a = compat.safe_dot(a, self.coefs_[i])
             a += self.intercepts_[i]
-            name = self.activation if i != last else self.out_activation_
-            sklearn_step._activate(name, a, None)
+            if i != last:
+                sklearn_step.activate_hidden(self.activation, a)
+            else:
+                sklearn_step.activate_output(self.out_activation_, a)
         return a
 
     # --- fitting ---------------------------------------------------------------------
@@ -342,15 +346,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         size = step.theta.shape[0]
         opt = getattr(self, "_optimizer", None)
         if not incremental or opt is None or getattr(opt, "size", None) != size:
-            if self.solver == "sgd":
-                opt = SGDOptimizer(
-                    size, dtype, self.learning_rate_init, self.learning_rate, self.momentum,
-                    self.nesterovs_momentum, self.power_t,
-                )  # fmt: skip
-            else:
-                opt = AdamOptimizer(
-                    size, dtype, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
-                )
+            opt = sklearn_step.SOLVERS[self.solver].for_estimator(self, size, dtype)
             opt.size = size
         self._optimizer = opt
         # while training, coefs_ and intercepts_ are views of the step's parameters
@@ -514,8 +510,9 @@ _CONSTRUCTOR_DOC = """
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
         Units of each hidden layer.
-    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
-        Hidden activation.
+    activation : {"identity", "logistic", "tanh", "relu"} or a registered name, default="relu"
+        Hidden activation: scikit-learn's names, or any activation of this
+        library registered under another (``backprop.register_activation``).
     solver : {"lbfgs", "sgd", "adam"}, default="adam"
         "sgd" and "adam" as scikit-learn's stochastic solvers; "lbfgs" is
         SciPy's L-BFGS-B on the loss and its hand-derived gradient (on JAX:
@@ -736,6 +733,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc,valid-type]
         return tags
 
 
+_REGRESSION_OUTPUTS = {"squared_error": "identity", "poisson": "exp"}
+"""The regressor's ``loss`` -> its output activation (a row of ``sklearn_step.OUTPUTS``)."""
+
+
 class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc,valid-type]
     __doc__ = """A multi-layer perceptron regressor: scikit-learn's, with hand-derived gradients.
 
@@ -809,7 +810,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc,valid-type]
     _parameter_constraints: dict = compat.parameter_constraints(regressor=True)
 
     def _output_activation(self) -> str:
-        return "exp" if self.loss == "poisson" else "identity"
+        return _REGRESSION_OUTPUTS[self.loss]
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, Any]:
         X, y = compat.validate_X_y(self, X, y, reset=reset, y_numeric=True)

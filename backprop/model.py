@@ -6,7 +6,7 @@ standardised) with one more member, ``model.json``, a JSON object holding
 everything needed to use the weights::
 
     {"format": "backprop-model", "format_version": 1, "library_version": "0.3.0",
-     "kind": "network",                     # or "MLPClassifier"
+     "kind": "network",                     # or "MLPClassifier", "MLPRegressor"
      "network": {"sizes": [64, 128, 10], "activations": ["relu"],
                  "output": "softmax", "loss": "cross_entropy",
                  "layers": [{"type": "dense", "in": 64, "out": 128, "activation": "relu"},
@@ -15,7 +15,9 @@ everything needed to use the weights::
      "classes": {"values": ["0", "1", ...], "dtype": "<U1"},      # or null
      "input_scaling": {"rule": "(X - mean) / scale"},             # or null
      "training": {"optimizer": "adam", "lr": 0.001, ...},
-     "estimator": {"class": "MLPClassifier", "params": {...}}}    # estimators only
+     "estimator": {"class": "MLPClassifier", "params": {...},     # estimators only
+                   "out_activation": "softmax", "y_type": "multiclass",
+                   "feature_names_in": null, "not_saved": []}}
 
 No pickle anywhere: labels are stored as JSON values with their NumPy dtype
 (numbers, strings and booleans; other label types are refused when saving).
@@ -31,21 +33,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from backprop import io as _io
-from backprop.nets import HEADS, Layer, Net, make_net
+from backprop.nets import Layer, Net, make_net
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Model", "load", "load_model", "save"]
 
 FORMAT = "backprop-model"
 FORMAT_VERSION = 1
 _LABEL_KINDS = "biufU"  # bool, integers, floats, unicode strings
-_SKLEARN_ACTIVATIONS = {"logistic": "sigmoid", "relu": "relu", "tanh": "tanh"}
-_SKLEARN_ACTIVATIONS["identity"] = "identity"
-_SKLEARN_OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,7 +149,7 @@ class Model:
         n_out = self.net.sizes[-1]
         K = get_backend("numpy")
         z, _ = forward(K, self.params, X, self.net)
-        loss_forward = getattr(K, f"{HEADS[self.net.output][1]}_forward")
+        loss_forward = K.pair(self.net.head.kernel)[0]  # the head's fused loss on logits
         if self.net.output == "identity":
             from backprop._validate import check_array
 
@@ -201,13 +200,6 @@ class Model:
         return order[pos]
 
 
-class _LoadedFit(NamedTuple):
-    """``result_`` of an estimator read from a file: its network, no training history."""
-
-    net: Net
-    params: tuple[Layer, ...]
-
-
 # -- saving -----------------------------------------------------------------------
 
 
@@ -225,10 +217,12 @@ def save(
 
     Parameters
     ----------
-    obj : MLPResult, Model, fitted MLPClassifier, or sequence of Layer
+    obj : MLPResult, Model, fitted MLPClassifier or MLPRegressor, or sequence of Layer
         What :func:`backprop.train_mlp` returned; a :class:`Model`; a fitted
-        estimator (its ``coefs_``, ``intercepts_``, ``classes_`` and
-        ``get_params()`` are saved); or bare parameters, with ``net``.
+        estimator (its ``coefs_``, ``intercepts_``, ``classes_``,
+        ``out_activation_``, ``feature_names_in_`` and ``get_params()`` are
+        saved; a Poisson regressor, whose exponential output is no head of
+        this library, is refused); or bare parameters, with ``net``.
     path : str or os.PathLike
         Target file ending in ``.npz``; its directory must exist. A symbolic
         link is followed; an existing file's permissions are kept.
@@ -267,14 +261,13 @@ def save(
         mean = obj.mean if mean is None else mean
         scale = obj.scale if scale is None else scale
         recorded = dict(obj.training)
-    elif hasattr(obj, "coefs_") and hasattr(obj, "get_params"):
+    elif hasattr(obj, "get_params") and hasattr(obj, "hidden_layer_sizes"):  # an estimator
         kind = type(obj).__name__
-        params, own_net, estimator = _from_estimator(obj)
         if classes is not None:
             raise ValueError("classes: an estimator's classes are its classes_; do not pass them")
         if mean is not None or scale is not None:
             raise ValueError("mean and scale: an estimator applies no input scaling")
-        classes = obj.classes_
+        params, own_net, classes, estimator = _from_estimator(obj)
         recorded = {"n_iter": _json_value("n_iter_", getattr(obj, "n_iter_", None))}
     elif hasattr(obj, "params") and hasattr(obj, "net"):
         params, own_net = obj.params, obj.net
@@ -358,32 +351,49 @@ def _param_sizes(arrays: Mapping[str, np.ndarray]) -> list[int]:
     return [int(arrays["w0"].shape[0])] + [int(arrays[f"w{i}"].shape[1]) for i in range(n)]
 
 
-def _from_estimator(est: Any) -> tuple[tuple[Layer, ...], Net, dict[str, Any]]:
-    for name in ("coefs_", "intercepts_", "classes_"):
-        if getattr(est, name, None) is None:
-            raise ValueError(
-                f"the {type(est).__name__} is not fitted ({name} missing): fit it first"
-            )
+def _from_estimator(est: Any) -> tuple[tuple[Layer, ...], Net, Any, dict[str, Any]]:
+    """A fitted MLPClassifier or MLPRegressor as (params, net, classes, estimator section)."""
+    from backprop import sklearn_step
+
+    name = type(est).__name__
+    for attr in ("coefs_", "intercepts_", "out_activation_", "n_outputs_"):
+        if getattr(est, attr, None) is None:
+            raise ValueError(f"the {name} is not fitted ({attr} missing): fit it first")
     params = tuple(
         Layer(np.asarray(w), np.asarray(b))
         for w, b in zip(est.coefs_, est.intercepts_, strict=True)
     )
     got = est.get_params()
-    act = got.get("activation", "relu")
-    if act not in _SKLEARN_ACTIVATIONS:
-        raise ValueError(f"activation {act!r} of the estimator is not one this library runs")
-    out_name = getattr(est, "out_activation_", None)
-    if out_name is None:
-        out_name = "logistic" if len(est.classes_) == 2 else "softmax"
+    output = sklearn_step.output(est.out_activation_)
+    if output.head is None:
+        raise ValueError(
+            f"this {name}'s output {est.out_activation_!r} (loss={got.get('loss')!r}) is not "
+            "an output head of this library, so a model file cannot describe it; the heads "
+            f"are those of {', '.join(o for o, d in sklearn_step.OUTPUTS.items() if d.head)}"
+        )
     sizes = [int(params[0].w.shape[0])] + [int(p.w.shape[1]) for p in params]
-    net = make_net(sizes, _SKLEARN_ACTIVATIONS[act], _SKLEARN_OUTPUTS[out_name])
+    net = make_net(sizes, sklearn_step.kernel_name(got.get("activation")), output.head)
+    binarizer = getattr(est, "_label_binarizer", None)
+    y_type = None if binarizer is None else str(binarizer.y_type_)
+    classes = None
+    if binarizer is not None and y_type != "multilabel-indicator":
+        classes = est.classes_
     kept, dropped = {}, []
     for k, v in got.items():
         try:
             kept[k] = _json_value(k, v)
         except TypeError:
             kept[k], dropped = None, [*dropped, k]
-    return params, net, {"class": type(est).__name__, "params": kept, "not_saved": dropped}
+    names = getattr(est, "feature_names_in_", None)
+    section = {
+        "class": name,
+        "params": kept,
+        "not_saved": dropped,
+        "out_activation": str(est.out_activation_),
+        "y_type": y_type,
+        "feature_names_in": None if names is None else [str(n) for n in names],
+    }
+    return params, net, classes, section
 
 
 def _result_settings(r: Any) -> dict[str, Any]:
@@ -584,9 +594,12 @@ def load(path: str | os.PathLike[str]) -> Any:
 
     Returns a :class:`Model` (``predict``, ``predict_proba``, ``evaluate``),
     or, for a file saved from an estimator, a fitted estimator of its class
-    (``MLPClassifier``) with the saved parameters, ``coefs_``,
-    ``intercepts_`` and ``classes_``; it predicts as the saved one did, and
-    has no training history (``loss_curve_`` and the like are absent).
+    (``MLPClassifier`` or ``MLPRegressor``) with the saved parameters and
+    scikit-learn's fitted attributes (``coefs_``, ``intercepts_``,
+    ``classes_`` and the label binarizer, ``n_outputs_``, ``n_layers_``,
+    ``out_activation_``, ``n_features_in_``, ``feature_names_in_``); it
+    predicts exactly as the saved one did, and has no training history
+    (``loss_curve_`` and the like are absent).
 
     Raises
     ------
@@ -617,15 +630,32 @@ def _to_estimator(model: Model, spec: Mapping[str, Any], path: Any) -> Any:
     est = cls(**params)
     est.coefs_ = [layer.w for layer in model.params]
     est.intercepts_ = [layer.b for layer in model.params]
-    est.classes_ = model.classes
     est.n_features_in_ = model.n_features
     est.n_outputs_ = model.net.sizes[-1]
     est.n_layers_ = len(model.net.sizes)
-    est.out_activation_ = "logistic" if model.net.output == "sigmoid" else model.net.output
-    est.result_ = _LoadedFit(model.net, model.params)
+    est.out_activation_ = str(spec.get("out_activation"))
+    names = spec.get("feature_names_in")
+    if isinstance(names, list):
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+    y_type = spec.get("y_type")
+    if y_type is not None:  # a classifier: its label binarizer, refitted on its classes
+        from backprop import sklearn_compat
+
+        binarizer = sklearn_compat.LabelBinarizer()
+        if y_type == "multilabel-indicator":
+            binarizer.fit(np.eye(est.n_outputs_, dtype=int))
+        else:
+            binarizer.fit(model.classes)
+        if binarizer.y_type_ != y_type:
+            raise ValueError(
+                f"{str(path)!r}: its classes {binarizer.classes_.tolist()} give targets of type "
+                f"{binarizer.y_type_!r}, the file says {y_type!r}"
+            )
+        est._label_binarizer = binarizer
+        est.classes_ = binarizer.classes_
     try:  # the estimator must predict from what was restored; say so here if it cannot
         est.predict(np.zeros((1, model.n_features), dtype=model.dtype))
-    except AttributeError as exc:  # pragma: no cover - an estimator needing more state
+    except (AttributeError, ValueError) as exc:  # pragma: no cover - needing more state
         raise ValueError(
             f"{str(path)!r}: this {name} cannot be restored from a file ({exc}); "
             "load it with backprop.model.load_model(path), which predicts the same"

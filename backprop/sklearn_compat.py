@@ -17,6 +17,7 @@ import inspect
 import math
 import numbers
 import warnings
+from collections.abc import Set as AbcSet
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ def parameter_constraints(regressor: bool = False) -> dict:
 
     c: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "activation": [StrOptions(_ActivationNames())],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -95,8 +96,40 @@ def parameter_constraints(regressor: bool = False) -> dict:
     return c
 
 
+class _ActivationNames(AbcSet):
+    """The hidden activations the estimators accept, read at each check (a live set):
+    scikit-learn's names, then every other activation registered in the library."""
+
+    def _names(self) -> tuple[str, ...]:
+        from backprop.sklearn_step import activation_names
+
+        return activation_names()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Any:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _from_iterable(cls, it: Any) -> frozenset:
+        return frozenset(it)  # set operations (scikit-learn's deprecated - options) give sets
+
+
+def check_activation(est: Any) -> None:
+    """``ValueError`` in scikit-learn's words unless ``est.activation`` is an accepted name."""
+    names = _ActivationNames()
+    if not isinstance(est.activation, str) or est.activation not in names:
+        raise ValueError(
+            f"The 'activation' parameter of {type(est).__name__} must be a str among "
+            f"{{{', '.join(repr(n) for n in names)}}}. Got {est.activation!r} instead."
+        )
+
+
 _CHOICES = {
-    "activation": ("identity", "logistic", "tanh", "relu"),
     "solver": ("lbfgs", "sgd", "adam"),
     "learning_rate": ("constant", "invscaling", "adaptive"),
     "backend": ("numpy", "jax"),

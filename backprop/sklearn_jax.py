@@ -33,26 +33,38 @@ from typing import Any
 
 import numpy as np
 
-from backprop import nets
+from backprop import nets, sklearn_step
 from backprop.nets import Layer
 from backprop.sklearn_compat import issparse
 
 _EPOCHS: dict[Any, Any] = {}
 """Compiled epochs (and L-BFGS gradients) by configuration: built once per process."""
 
-OUTPUT = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity"}
-"""scikit-learn's output activation -> this library's head."""
-HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
+def _net(est: Any, sizes: list[int]) -> tuple[nets.Net, sklearn_step.Output]:
+    """The library's network for the estimator, and its output's row of ``sklearn_step.OUTPUTS``.
 
-def _net(est: Any, sizes: list[int]) -> nets.Net:
-    if est.out_activation_ not in OUTPUT:
+    The hidden activation and the head are read from the declarations
+    (scikit-learn's names mapped by :func:`backprop.sklearn_step.kernel_name`).
+    """
+    out = sklearn_step.output(est.out_activation_)
+    if out.head is None:
+        heads = ", ".join(name for name, o in sklearn_step.OUTPUTS.items() if o.head)
         raise ValueError(
             f"loss={getattr(est, 'loss', None)!r} (output {est.out_activation_!r}) runs on "
-            "backend='numpy' only; the JAX backend has the heads "
-            f"{', '.join(OUTPUT)}"
+            f"backend='numpy' only; the JAX backend has the outputs {heads}"
         )
-    return nets.make_net(sizes, HIDDEN[est.activation], OUTPUT[est.out_activation_])
+    sklearn_step.hidden_form(est.activation)  # an unknown name raises, listing the valid ones
+    return nets.make_net(sizes, sklearn_step.kernel_name(est.activation), out.head), out
+
+
+def _declared(net: nets.Net) -> tuple[Any, ...]:
+    """The functions ``net``'s names stand for now: part of a compiled function's key, so
+    a name registered again with other functions is compiled again."""
+    from backprop.kernels import registry
+
+    acts = tuple(registry.activation(a) for a in net.activations)
+    return (*((s.forward, s.backward) for s in acts), net.head)
 
 
 def _mesh(devices: Any) -> Any:
@@ -88,8 +100,9 @@ def _mesh(devices: Any) -> Any:
     return Mesh(np.array(chosen), ("d",))
 
 
-def _loss_and_flat_grad(K: Any, net: nets.Net, shapes: list, theta: Any, Xb: Any, Yb: Any,
-                        w: Any, scale: Any, jnp: Any) -> tuple[Any, Any]:  # fmt: skip
+def _loss_and_flat_grad(K: Any, net: nets.Net, out: sklearn_step.Output, shapes: list,
+                        theta: Any, Xb: Any, Yb: Any, w: Any, scale: Any,
+                        jnp: Any) -> tuple[Any, Any]:  # fmt: skip
     """scikit-learn's batch loss and gradient (flat) at ``theta``, rows weighted by w (n,)."""
     params, offset = [], 0
     n_w = sum(a * b for a, b in shapes)
@@ -100,11 +113,14 @@ def _loss_and_flat_grad(K: Any, net: nets.Net, shapes: list, theta: Any, Xb: Any
         params.append(Layer(W, B))
         offset += a * b
         b_off += b
-    weights = w if net.output == "softmax" else w[:, None]
+    weights = w if net.head.per_row else w[:, None]
     loss, _, grads = nets.data_loss_and_grads(K, params, Xb, Yb, net, weights)
-    if net.output == "identity":  # scikit-learn: delta = p - y, loss 0.5 * mean over outputs
-        loss = loss * (0.5 / net.sizes[-1])
-        grads = tuple(Layer(0.5 * g.w, 0.5 * g.b) for g in grads)
+    # scikit-learn's conventions on the head's kernel (squared error: delta = p - y, half
+    # the kernel's gradient, and the loss halved and averaged over outputs)
+    if out.loss_factor != 1.0 or out.per_output:
+        loss = loss * (out.loss_factor / (net.sizes[-1] if out.per_output else 1))
+    if out.grad_factor != 1.0:
+        grads = tuple(Layer(out.grad_factor * g.w, out.grad_factor * g.b) for g in grads)
     penalty, dws = nets.l2_loss_and_grads(K, params, scale)
     grads = nets.add_weight_grads(grads, dws)
     flat = jnp.concatenate([g.w.ravel() for g in grads] + [g.b for g in grads])
@@ -124,15 +140,15 @@ def gradient_function(est: Any, step: Any, rows: int) -> Any:
 
     K = get_backend("jax")
     sizes, shapes = _sizes(step)
-    net = _net(est, sizes)
+    net, out = _net(est, sizes)
     x64 = step.dtype == np.float64
     alpha = float(est.alpha)
 
-    key = ("lbfgs", net, tuple(shapes))
+    key = ("lbfgs", net, _declared(net), out, tuple(shapes))
     if key not in _EPOCHS:  # one compiled function per architecture, reused by later fits
 
         def f(theta: Any, X: Any, Y: Any, w: Any, scale: Any) -> Any:
-            return _loss_and_flat_grad(K, net, shapes, theta, X, Y, w, scale, jnp)
+            return _loss_and_flat_grad(K, net, out, shapes, theta, X, Y, w, scale, jnp)
 
         _EPOCHS[key] = jax.jit(f)
     compiled = _EPOCHS[key]
@@ -167,7 +183,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
 
     get_backend("jax")  # the ImportError that says how to install JAX
     sizes, shapes = _sizes(step)
-    net = _net(est, sizes)
+    net, out = _net(est, sizes)
     dt = step.dtype
     x64 = dt == np.float64
     n = X.shape[0]
@@ -177,10 +193,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
     n_batches = -(-n // batch_size)
     rows = np.array([min(batch_size, n - k * batch_size) for k in range(n_batches)])
     alpha = float(est.alpha)
-    solver = est.solver
-    nesterov = bool(est.nesterovs_momentum)
-    mu = float(est.momentum)
-    b1, b2, eps = float(est.beta_1), float(est.beta_2), float(est.epsilon)
+    update, hyper = sklearn_step.SOLVERS[est.solver].pure(est)
     weights_all = np.ones(n, dt) if sw is None else np.asarray(sw, dt)
 
     def layout(order: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,7 +210,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
             scale[k] = alpha / total
         return index, w, scale
 
-    compiled = _compiled_epoch(net, tuple(shapes), solver, nesterov, mu, b1, b2, eps, mesh)
+    compiled = _compiled_epoch(net, out, tuple(shapes), update, hyper, mesh)
     Xd = np.asarray(X.toarray() if issparse(X) else X, dt)
     with jax.enable_x64(x64):
         data = (jnp.asarray(Xd), jnp.asarray(Y, dt))
@@ -213,45 +226,39 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
             if not live:
                 live["opt"] = opt
                 live["theta"] = jnp.asarray(step.theta)
-                if solver == "sgd":
-                    live["state"] = (jnp.asarray(opt.velocity),)
-                else:
-                    live["state"] = (jnp.asarray(opt.m), jnp.asarray(opt.v))
-            lr = opt.learning_rate if solver == "sgd" else opt.learning_rate_init
+                live["state"] = tuple(jnp.asarray(a) for a in opt.state())
+            lr = opt.epoch_rate()
             t0 = getattr(opt, "t", 0)
             live["theta"], live["state"], losses = compiled(
                 live["theta"], live["state"], np.asarray(lr, dt), np.asarray(t0, dt), *data,
                 index, w, scale,
             )  # fmt: skip
             losses = np.asarray(losses, np.float64)
-        if solver != "sgd":
-            opt.t += n_batches
-            opt.learning_rate = (
-                opt.learning_rate_init * np.sqrt(1 - opt.beta_2**opt.t) / (1 - opt.beta_1**opt.t)
-            )
+        opt.after_epoch(n_batches)
         return float(np.sum(losses * rows) / n)
 
     def sync() -> None:
         if not live:
             return
         step.theta[...] = np.asarray(live["theta"])
-        opt, state = live["opt"], live["state"]
-        if solver == "sgd":
-            opt.velocity[...] = np.asarray(state[0])
-        else:
-            opt.m[...], opt.v[...] = np.asarray(state[0]), np.asarray(state[1])
+        for mine, theirs in zip(live["opt"].state(), live["state"], strict=True):
+            mine[...] = np.asarray(theirs)
 
     run.sync = sync  # type: ignore[attr-defined]
     return run
 
 
 def _compiled_epoch(
-    net: nets.Net, shapes: tuple, solver: str, nesterov: bool, mu: float, b1: float, b2: float,
-    eps: float, mesh: Any,
+    net: nets.Net, out: sklearn_step.Output, shapes: tuple, update: Any, hyper: tuple,
+    mesh: Any,
 ) -> Any:  # fmt: skip
-    """The jitted epoch for one configuration, built once per process (later fits reuse it)."""
+    """The jitted epoch for one configuration, built once per process (later fits reuse it).
+
+    ``update``: the solver's pure update (:meth:`backprop.sklearn_step.SGDOptimizer.pure`),
+    ``hyper`` the hyperparameters it closes over.
+    """
     devices = None if mesh is None else tuple((d.platform, d.id) for d in mesh.devices.flat)
-    key = (net, shapes, solver, nesterov, mu, b1, b2, eps, devices)
+    key = (net, _declared(net), out, shapes, hyper, devices)
     if key in _EPOCHS:
         return _EPOCHS[key]
     import jax
@@ -277,23 +284,10 @@ def _compiled_epoch(
                 Xb = lax.with_sharding_constraint(Xb, shard)
                 Yb = lax.with_sharding_constraint(Yb, shard)
                 wb = lax.with_sharding_constraint(wb, shard)
-            loss, g = _loss_and_flat_grad(K, net, list(shapes), theta, Xb, Yb, wb, scale[k], jnp)
-            if solver == "sgd":  # scikit-learn's SGDOptimizer
-                (v,) = state
-                upd = mu * v - lr * g
-                v = upd
-                if nesterov:
-                    upd = mu * v - lr * g
-                theta = theta + upd
-                state = (v,)
-            else:  # scikit-learn's AdamOptimizer
-                m, v = state
-                t = t + 1
-                m = b1 * m + (1 - b1) * g
-                v = b2 * v + (1 - b2) * (g * g)
-                lr_t = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
-                theta = theta + (-lr_t * m) / (jnp.sqrt(v) + eps)
-                state = (m, v)
+            loss, g = _loss_and_flat_grad(
+                K, net, out, list(shapes), theta, Xb, Yb, wb, scale[k], jnp
+            )
+            theta, state, t = update(jnp, theta, state, g, lr, t)  # scikit-learn's optimizer
             return (theta, state, t), loss
 
         steps = jnp.arange(index.shape[0])

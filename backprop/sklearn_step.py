@@ -25,39 +25,59 @@ Parameters live in one flat vector ``theta`` (every weight matrix, then every
 bias: scikit-learn's ``_pack`` order), each layer a view into it, and so do
 the gradients, so L-BFGS reads ``theta`` and ``grad`` directly.
 
-Hidden activations are applied in place and their derivatives read from the
-outputs: logistic ``a (1 - a)``, tanh ``1 - a^2``, relu ``[a != 0]``. The
-logistic is ``scipy.special.expit`` when SciPy is there (scikit-learn's
-choice), else ``exp(-logaddexp(0, -z))``; neither overflows.
+Activations and outputs are read from declarations, never chosen by name
+here: a hidden activation is its kernel's declared in-place form
+(:class:`backprop.kernels.spec.InPlace`, looked up in the kernel registry;
+scikit-learn's "logistic" is the library's "sigmoid", and any activation
+registered with :func:`backprop.register_activation` works under its own
+name); an output is a row of :data:`OUTPUTS`: the library's head (its
+declared output activation) with scikit-learn's loss on probabilities, or,
+for Poisson's "exp", an in-place exponential declared in that row.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-try:  # scikit-learn's logistic, bit for bit
-    from scipy.special import expit as _expit
-except ImportError:  # pragma: no cover
+from backprop.kernels import registry
+from backprop.kernels.spec import InPlace
 
-    def _expit(z: np.ndarray, out: np.ndarray) -> np.ndarray:
-        np.logaddexp(0, -z, out=out)
-        np.negative(out, out=out)
-        return np.exp(out, out=out)
-
-
-HIDDEN = ("identity", "logistic", "tanh", "relu")
+SKLEARN_HIDDEN = ("identity", "logistic", "tanh", "relu")
 """scikit-learn's hidden activation names."""
-OUTPUTS = {
-    "softmax": "log_loss",
-    "logistic": "binary_log_loss",
-    "identity": "squared_error",
-    "exp": "poisson",
-}
-"""Output activation -> the loss scikit-learn pairs with it."""
+ALIASES = {"logistic": "sigmoid"}
+"""scikit-learn's activation names that differ from the library's kernel names."""
+GLOROT_FACTOR = {"logistic": 2.0}
+"""scikit-learn's initial bound sqrt(factor / (fan_in + fan_out)): 2 for logistic, else 6."""
+
+
+def kernel_name(activation: Any) -> Any:
+    """The library's kernel name for a scikit-learn activation name (others pass unchanged)."""
+    return ALIASES.get(activation, activation) if isinstance(activation, str) else activation
+
+
+def activation_names() -> tuple[str, ...]:
+    """Hidden activations the estimators accept: scikit-learn's, then every other registered one."""
+    taken = set(SKLEARN_HIDDEN) | set(ALIASES.values())
+    return SKLEARN_HIDDEN + tuple(n for n in registry.activations() if n not in taken)
+
+
+def hidden_form(activation: Any) -> InPlace:
+    """The declared in-place form of a hidden activation; ``ValueError`` listing the names."""
+    if not isinstance(activation, str) or activation not in activation_names():
+        raise ValueError(
+            f"activation must be one of {', '.join(activation_names())}, got {activation!r}"
+        )
+    return registry.activation(kernel_name(activation)).inplace_form()
+
+
+def glorot_factor(activation: str) -> float:
+    """scikit-learn's factor in the initial bound of a layer feeding ``activation``."""
+    return GLOROT_FACTOR.get(activation, 6.0)
 
 
 def _issparse(X: Any) -> bool:
@@ -72,7 +92,8 @@ class Step:
     sizes : sequence of int
         Layer widths [D0, ..., DL].
     activation : str
-        Hidden activation, one of :data:`HIDDEN`.
+        Hidden activation, one of :func:`activation_names` (its in-place form
+        is read from its declaration).
     out_activation : str
         One of :data:`OUTPUTS` ("softmax", "logistic", "identity", "exp").
     dtype : float32 or float64
@@ -83,12 +104,8 @@ class Step:
     def __init__(
         self, sizes: Sequence[int], activation: str, out_activation: str, dtype: Any, max_rows: int
     ) -> None:
-        if activation not in HIDDEN:
-            raise ValueError(f"activation must be one of {', '.join(HIDDEN)}, got {activation!r}")
-        if out_activation not in OUTPUTS:
-            raise ValueError(
-                f"out_activation must be one of {', '.join(OUTPUTS)}, got {out_activation!r}"
-            )
+        self.hidden = hidden_form(activation)
+        self.output = output(out_activation)
         dt = np.dtype(dtype)
         self.sizes, self.activation, self.out_activation = list(sizes), activation, out_activation
         self.dtype = dt
@@ -110,7 +127,7 @@ class Step:
         self.out = [np.empty((rows, d), dt) for d in widths]
         self.delta = [np.empty((rows, d), dt) for d in widths]
         self.scratch = np.empty((rows, max(widths)), dt)
-        self.mask = np.empty((rows, max(widths)), bool)
+        self.saved: list[Any] = [None] * len(widths)
 
     def set_params(self, coefs: Sequence[Any], intercepts: Sequence[Any]) -> None:
         """Copy scikit-learn style ``coefs_`` / ``intercepts_`` into ``theta``."""
@@ -136,7 +153,11 @@ class Step:
             else:
                 np.matmul(h, self.W[i], out=z)
             z += self.b[i]
-            _activate(self.activation if i < last else self.out_activation, z, self.scratch)
+            with np.errstate(over="ignore", under="ignore"):
+                if i < last:
+                    self.saved[i] = self.hidden.forward(z)
+                else:
+                    self.output.apply(z)
             h = z
         return h
 
@@ -161,7 +182,7 @@ class Step:
         """
         n, last = X.shape[0], len(self.W) - 1
         p = self.forward(X)
-        loss = _loss(self.out_activation, Y, p, sw)
+        loss = self.output.loss(Y, p, sw)
         sw_sum = n if sw is None else float(np.sum(sw))
         if alpha:  # scikit-learn adds 0.5 * alpha * sum(W^2) / sw_sum (0 when alpha is 0)
             w = self.theta[: self.n_weights]
@@ -188,76 +209,120 @@ class Step:
                     np.multiply(delta, self.W[i].T, out=dh)
                 else:
                     np.matmul(delta, self.W[i].T, out=dh)
-                _derivative(self.activation, below, dh, self.scratch, self.mask)
+                with np.errstate(over="ignore", under="ignore"):
+                    self.hidden.backward(
+                        dh, below, self.saved[i - 1], self.scratch[:n, : dh.shape[1]]
+                    )
         return loss
 
 
-def _loss(out_activation: str, Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
-    """scikit-learn's ``LOSS_FUNCTIONS`` on probabilities (or predictions) p (n, DL).
+def _squared_error(Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
+    """scikit-learn's squared error: half the mean over rows and outputs."""
+    r = Y - p
+    r *= r
+    return float(0.5 * _mean_rows(r, sw).mean())
 
-    Without weights the mean over rows is ``sum(axis=0) / n``, which is what
-    ``np.average`` computes, without its overhead.
-    """
-    if out_activation == "identity":
-        r = Y - p
-        r *= r
-        return float(0.5 * _mean_rows(r, sw).mean())
-    if out_activation == "exp":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(Y > 0, Y / p, 1.0)
-        term = np.where(Y > 0, Y * np.log(ratio), 0.0) - Y + p
-        return float(_mean_rows(term, sw).sum())
+
+def _poisson(Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
+    """scikit-learn's half Poisson deviance, summed over outputs."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(Y > 0, Y / p, 1.0)
+    term = np.where(Y > 0, Y * np.log(ratio), 0.0) - Y + p
+    return float(_mean_rows(term, sw).sum())
+
+
+def _clipped(p: np.ndarray) -> np.ndarray:
     eps = np.finfo(p.dtype).eps
     q = np.maximum(p, eps)  # np.clip(p, eps, 1 - eps), without its wrapper
     np.minimum(q, 1 - eps, out=q)
-    if out_activation == "logistic":  # binary and multilabel: every output its own BCE
-        np.log(np.where(Y, q, 1 - q), out=q)  # log q where y = 1, log(1 - q) where y = 0
-    else:
-        np.log(q, out=q)
-        q[~Y.astype(bool)] = 0.0
+    return q
+
+
+def _binary_log_loss(Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
+    """Binary and multilabel: every output its own BCE, from clipped probabilities."""
+    q = _clipped(p)
+    np.log(np.where(Y, q, 1 - q), out=q)  # log q where y = 1, log(1 - q) where y = 0
+    return float(-_mean_rows(q, sw).sum())
+
+
+def _log_loss(Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
+    """Multiclass cross-entropy from clipped probabilities."""
+    q = _clipped(p)
+    np.log(q, out=q)
+    q[~Y.astype(bool)] = 0.0
     return float(-_mean_rows(q, sw).sum())
 
 
 def _mean_rows(a: np.ndarray, sw: Any) -> np.ndarray:
+    """Without weights ``sum(axis=0) / n``, what ``np.average`` computes, without its overhead."""
     if sw is None:
         return np.add.reduce(a, axis=0) / a.shape[0]
     return np.average(a, weights=sw, axis=0)
 
 
-def _activate(name: str, z: np.ndarray, scratch: np.ndarray) -> None:
-    """An activation, in place on z (n, D)."""
-    if name == "relu":
-        np.maximum(z, 0, out=z)
-    elif name == "tanh":
-        np.tanh(z, out=z)
-    elif name == "logistic":
-        _expit(z, out=z)
-    elif name == "exp":
-        np.exp(z, out=z)
-    elif name == "softmax":  # scikit-learn's inplace_softmax: shift by the row max
-        z -= z.max(axis=1)[:, None]
-        np.exp(z, out=z)
-        z /= z.sum(axis=1)[:, None]
-    # identity: nothing
+def _exp_inplace(z: np.ndarray) -> None:
+    np.exp(z, out=z)
 
 
-def _derivative(name: str, a: np.ndarray, dh: np.ndarray, scratch: Any, mask: Any) -> None:
-    """dh *= the hidden activation's derivative, read from its output a (in place)."""
-    n, d = a.shape
-    if name == "relu":  # dh * [a > 0]: scikit-learn's dh[a == 0] = 0 (up to the sign of 0)
-        m = mask[:n, :d]
-        np.greater(a, 0, out=m)
-        np.multiply(dh, m, out=dh)
-    elif name == "tanh":
-        s = scratch[:n, :d]
-        np.multiply(a, a, out=s)
-        np.subtract(1, s, out=s)
-        dh *= s
-    elif name == "logistic":
-        s = scratch[:n, :d]
-        dh *= a
-        np.subtract(1, a, out=s)
-        dh *= s
+@dataclass(frozen=True)
+class Output:
+    """One of scikit-learn's output activations with the loss it pairs it with.
+
+    ``head``: the library's output head whose declared activation
+    (:attr:`backprop.kernels.spec.Head.predict`) this output applies, or None
+    for an output declared here alone (``inplace``, Poisson's exp), which the
+    JAX backend and model files do not run. ``loss(Y, p, sw)``:
+    scikit-learn's loss on the output's values p (n, DL), targets Y and row
+    weights sw (or None). The output gradient is ``p - y`` for every row
+    (canonical links). ``loss_factor``, ``per_output`` and ``grad_factor``
+    turn the head's kernel loss and gradient into scikit-learn's (the JAX
+    backend): loss times ``loss_factor`` (divided by the outputs when
+    ``per_output``), gradient times ``grad_factor``.
+    """
+
+    head: str | None
+    loss: Callable[[np.ndarray, np.ndarray, Any], float]
+    inplace: Callable[[np.ndarray], None] | None = None
+    loss_factor: float = 1.0
+    per_output: bool = False
+    grad_factor: float = 1.0
+
+    def apply(self, z: np.ndarray) -> None:
+        """The output activation, in place on z (n, DL)."""
+        if self.inplace is not None:
+            self.inplace(z)
+        else:
+            z[...] = registry.head(self.head).predict(np, z)
+
+
+OUTPUTS = {
+    "softmax": Output("softmax", _log_loss),
+    "logistic": Output("sigmoid", _binary_log_loss),
+    "identity": Output(
+        "identity", _squared_error, loss_factor=0.5, per_output=True, grad_factor=0.5
+    ),
+    "exp": Output(None, _poisson, inplace=_exp_inplace),
+}
+"""scikit-learn's output activations: the head each is, and scikit-learn's loss for it."""
+
+
+def output(name: Any) -> Output:
+    """The row of :data:`OUTPUTS` called ``name``; ``ValueError`` listing them otherwise."""
+    if not isinstance(name, str) or name not in OUTPUTS:
+        raise ValueError(f"out_activation must be one of {', '.join(OUTPUTS)}, got {name!r}")
+    return OUTPUTS[name]
+
+
+def activate_hidden(activation: str, z: np.ndarray) -> None:
+    """A hidden activation's declared in-place form on z (n, D)."""
+    with np.errstate(over="ignore", under="ignore"):
+        hidden_form(activation).forward(z)
+
+
+def activate_output(out_activation: str, z: np.ndarray) -> None:
+    """An output activation (a row of :data:`OUTPUTS`) in place on z (n, DL)."""
+    with np.errstate(over="ignore", under="ignore"):
+        output(out_activation).apply(z)
 
 
 def _views(flat: np.ndarray, shapes: list[tuple[int, int]]) -> tuple[list[Any], list[Any]]:
@@ -320,6 +385,41 @@ class SGDOptimizer:
         else:
             theta += v
 
+    @classmethod
+    def for_estimator(cls, est: Any, size: int, dtype: Any) -> SGDOptimizer:
+        """The optimizer an estimator's parameters ask for, over ``size`` parameters."""
+        return cls(
+            size, dtype, est.learning_rate_init, est.learning_rate, est.momentum,
+            est.nesterovs_momentum, est.power_t,
+        )  # fmt: skip
+
+    def state(self) -> tuple[np.ndarray, ...]:
+        """The arrays the update carries (the JAX backend copies them to and from the device)."""
+        return (self.velocity,)
+
+    def epoch_rate(self) -> float:
+        """The learning rate a compiled epoch is given."""
+        return self.learning_rate
+
+    def after_epoch(self, n_steps: int) -> None:
+        """Bookkeeping after a compiled epoch of ``n_steps`` updates (none for SGD)."""
+
+    @staticmethod
+    def pure(est: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """The update on ``xp`` arrays, ``(xp, theta, state, g, lr, t) -> (theta, state, t)``,
+        and the hyperparameters it closes over (a cache key)."""
+        mu, nesterov = float(est.momentum), bool(est.nesterovs_momentum)
+
+        def update(xp: Any, theta: Any, state: Any, g: Any, lr: Any, t: Any) -> Any:
+            (v,) = state
+            upd = mu * v - lr * g
+            v = upd
+            if nesterov:
+                upd = mu * v - lr * g
+            return theta + upd, (v,), t
+
+        return update, ("sgd", mu, nesterov)
+
     def iteration_ends(self, time_step: int) -> None:
         if self.lr_schedule == "invscaling":
             self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
@@ -380,6 +480,42 @@ class AdamOptimizer:
         step /= tmp
         theta += step
 
+    @classmethod
+    def for_estimator(cls, est: Any, size: int, dtype: Any) -> AdamOptimizer:
+        """The optimizer an estimator's parameters ask for, over ``size`` parameters."""
+        return cls(size, dtype, est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
+
+    def state(self) -> tuple[np.ndarray, ...]:
+        """The arrays the update carries (the JAX backend copies them to and from the device)."""
+        return (self.m, self.v)
+
+    def epoch_rate(self) -> float:
+        """The learning rate a compiled epoch is given (it applies the bias correction itself)."""
+        return self.learning_rate_init
+
+    def after_epoch(self, n_steps: int) -> None:
+        """Count a compiled epoch's ``n_steps`` updates and set the rate as :meth:`update` does."""
+        self.t += n_steps
+        self.learning_rate = (
+            self.learning_rate_init * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
+        )
+
+    @staticmethod
+    def pure(est: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """The update on ``xp`` arrays, ``(xp, theta, state, g, lr, t) -> (theta, state, t)``,
+        and the hyperparameters it closes over (a cache key)."""
+        b1, b2, eps = float(est.beta_1), float(est.beta_2), float(est.epsilon)
+
+        def update(xp: Any, theta: Any, state: Any, g: Any, lr: Any, t: Any) -> Any:
+            m, v = state
+            t = t + 1
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * (g * g)
+            lr_t = lr * xp.sqrt(1 - b2**t) / (1 - b1**t)
+            return theta + (-lr_t * m) / (xp.sqrt(v) + eps), (m, v), t
+
+        return update, ("adam", b1, b2, eps)
+
     def iteration_ends(self, time_step: int) -> None:
         pass
 
@@ -387,3 +523,7 @@ class AdamOptimizer:
         if verbose:
             print(msg + " Stopping.")
         return True
+
+
+SOLVERS = {"sgd": SGDOptimizer, "adam": AdamOptimizer}
+"""scikit-learn's stochastic solvers: each one class, its in-place update and its pure one."""

@@ -359,7 +359,9 @@ def test_the_fast_path_resolves_every_name_up_front_and_lists_the_valid_ones():
 def test_no_training_code_switches_on_an_activation_head_or_optimizer_name():
     """The training modules look names up in the declarations; none compares a name.
 
-    (The pattern finds all 13 comparisons of the NumPy fast path before 0.3.0.)
+    (The pattern finds all 13 comparisons of the NumPy fast path before 0.3.0,
+    and the 21 of the estimators' modules, scikit-learn's names included, before
+    they read the declarations.)
     """
     import re
     from pathlib import Path
@@ -367,10 +369,14 @@ def test_no_training_code_switches_on_an_activation_head_or_optimizer_name():
     from backprop.kernels.registry import HEADS, KERNELS
 
     names = {*KERNELS, *HEADS, *OPTIMIZERS, "bce", "cross_entropy"}
+    names |= {"logistic", "exp", "squared_error", "poisson"}  # scikit-learn's, in the estimators
     alternatives = "|".join(sorted(names))
     pattern = re.compile(r"""(==|!=|\bin)\s*\(?\s*["'](""" + alternatives + r""")["']""")
     root = Path(__file__).resolve().parents[1] / "backprop"
-    for path in ["nets.py", "train.py", "distributed.py", "fast/mlp_inplace.py"]:
+    for path in [
+        "nets.py", "train.py", "distributed.py", "fast/mlp_inplace.py",
+        "estimator.py", "sklearn_step.py", "sklearn_jax.py",
+    ]:  # fmt: skip
         source = (root / path).read_text()
         found = [m.group(0) for m in pattern.finditer(source)]
         assert not found, f"backprop/{path} compares names: {found}"

@@ -69,6 +69,7 @@ def test_a_sigmoid_model_gives_two_probability_columns_and_its_labels(tmp_path):
     assert model.predict(X).dtype == bool
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # few epochs: ConvergenceWarning
 def test_an_estimator_saves_without_pickle_and_loads_as_an_estimator(tmp_path):
     pytest.importorskip("sklearn")
     est = MLPClassifier((5,), max_iter=20, random_state=0).fit(X, LABELS)
@@ -82,6 +83,67 @@ def test_an_estimator_saves_without_pickle_and_loads_as_an_estimator(tmp_path):
     np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
     assert back.classes_.tolist() == ["cat", "dog", "eel"]
     assert load_model(path).predict(X).tolist() == est.predict(X).tolist()
+
+
+def _fitted_estimators(backend):
+    """Fitted estimators of every kind a model file holds: multiclass, binary, multilabel
+    classifiers and one- and two-output regressors, float32 and float64."""
+    from backprop import MLPRegressor
+
+    x64 = X.astype(np.float64)
+    kw = {"max_iter": 8, "random_state": 0, "backend": backend}
+    multilabel = np.stack([X[:, 0] > 0, X[:, 1] > 0], axis=1).astype(int)
+    return [
+        MLPClassifier((5,), **kw).fit(X, LABELS),
+        MLPClassifier((4, 3), activation="tanh", **kw).fit(x64, LABELS == "dog"),
+        MLPClassifier((5,), activation="logistic", **kw).fit(x64, multilabel),
+        MLPRegressor(hidden_layer_sizes=(5,), activation="identity", **kw).fit(
+            X, X[:, 0] - X[:, 2]
+        ),
+        MLPRegressor(hidden_layer_sizes=(6,), solver="lbfgs", **kw).fit(x64, x64[:, :2] * 2),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # few epochs: ConvergenceWarning
+@pytest.mark.filterwarnings("ignore:lbfgs failed to converge")
+def test_both_estimators_load_and_predict_as_the_saved_ones(tmp_path, backend_name):
+    pytest.importorskip("sklearn")
+    for i, est in enumerate(_fitted_estimators(backend_name)):
+        path = save(est, tmp_path / f"e{i}.npz")
+        back = load(path)
+        assert type(back) is type(est) and back.get_params() == est.get_params()
+        for name in ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_"):
+            assert getattr(back, name) == getattr(est, name), name
+        for got, want in zip(
+            back.coefs_ + back.intercepts_, est.coefs_ + est.intercepts_, strict=True
+        ):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+        for data in (X, X.astype(np.float64)):
+            assert np.array_equal(back.predict(data), est.predict(data)), est
+            if hasattr(est, "predict_proba"):
+                assert np.array_equal(back.predict_proba(data), est.predict_proba(data))
+        if hasattr(est, "classes_"):
+            assert np.array_equal(back.classes_, est.classes_)
+            assert back.score(X, est.predict(X)) == 1.0
+        model = load_model(path)
+        if est.n_outputs_ == 1:  # the Model reads the same weights and head
+            out = est.predict(X) if not hasattr(est, "classes_") else est.predict_proba(X)[:, -1]
+            want = model.output(X)[:, 0]
+            np.testing.assert_allclose(want, out, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:lbfgs failed to converge")
+def test_an_estimator_that_no_file_can_describe_is_refused(tmp_path):
+    pytest.importorskip("sklearn")
+    from backprop import MLPRegressor
+
+    with pytest.raises(ValueError, match="not fitted"):
+        save(MLPRegressor(), tmp_path / "u.npz")
+    poisson = MLPRegressor("poisson", (3,), solver="lbfgs", max_iter=5, random_state=0)
+    poisson.fit(X, np.abs(X[:, 0]))
+    with pytest.raises(ValueError, match=r"'exp'.*not an output head"):
+        save(poisson, tmp_path / "p.npz")
+    assert not (tmp_path / "p.npz").exists()
 
 
 def test_bare_parameters_need_a_net_that_fits(tmp_path):

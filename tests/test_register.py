@@ -135,6 +135,7 @@ def test_an_in_place_form_is_checked_against_the_pair():
         backprop.unregister("softplus_ip")
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # few epochs: ConvergenceWarning
 def test_the_name_works_in_the_estimator_and_the_command_line(softplus):
     from backprop.cli import build_parser
 
@@ -147,6 +148,60 @@ def test_the_name_works_in_the_estimator_and_the_command_line(softplus):
     )
     clf.fit(X, Y[:, 0].astype(int))
     assert clf.predict(X).shape == (24,)
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # few epochs: ConvergenceWarning
+def test_a_registered_activation_trains_the_estimators_alike_on_both_backends(softplus):
+    """NumPy runs the pair's generic in-place form in scikit-learn's step, JAX the pure
+    pair in the compiled derivation: the same model to 1e-10 in float64."""
+    pytest.importorskip("sklearn")
+    from tests.conftest import HAVE_JAX
+
+    kw = {"hidden_layer_sizes": (5,), "activation": softplus, "max_iter": 6, "random_state": 0}
+    runs = {}
+    for backend in ["numpy"] + (["jax"] if HAVE_JAX else []):
+        runs[backend] = (
+            backprop.MLPClassifier(**kw, solver="sgd", backend=backend).fit(X, Y[:, 0] > 0),
+            backprop.MLPRegressor(**kw, batch_size=8, backend=backend).fit(X, X[:, 0] * X[:, 2]),
+        )
+    for est in runs["numpy"]:
+        assert est.loss_curve_[-1] < est.loss_curve_[0]
+    for ours, theirs in zip(runs["numpy"], runs.get("jax", ()), strict=False):
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+        for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_,
+                        strict=True):  # fmt: skip
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"'activation' parameter.*'softplus'"):
+        backprop.MLPRegressor(activation="softplus_missing").fit(X, X[:, 0])
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_a_name_registered_again_is_compiled_again_for_the_jax_estimator():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("jax")
+
+    def tanh_forward(xp, z):
+        t = xp.tanh(z)
+        return t, t
+
+    def tanh_backward(xp, dout, t):
+        return dout * (1.0 - t * t)
+
+    curves = []
+    for forward, backward in ((softplus_forward, softplus_backward), (tanh_forward, tanh_backward)):
+        backprop.register_activation("mine", forward, backward)
+        try:
+            for backend in ("numpy", "jax"):
+                est = backprop.MLPRegressor(
+                    hidden_layer_sizes=(4,), activation="mine", max_iter=3, random_state=0,
+                    backend=backend,
+                ).fit(X, X[:, 0] * X[:, 1])  # fmt: skip
+                curves.append(est.loss_curve_)
+        finally:
+            backprop.unregister("mine")
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-10)
+    np.testing.assert_allclose(curves[3], curves[2], rtol=1e-10)
+    assert abs(curves[2][-1] - curves[0][-1]) > 1e-3  # two different functions
 
 
 def half_mse_forward(xp, z, y, weights=None):

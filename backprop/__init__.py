@@ -22,7 +22,6 @@ The primitives live in :mod:`backprop.kernels` (the repository's top-level
 """
 
 from backprop.data import load_dataset, truth_table, xor_blobs, xor_data
-from backprop.estimator import ConvergenceWarning, MLPClassifier, MLPRegressor
 from backprop.gradcheck import check_kernel, gradcheck
 from backprop.model import Model, load, save
 from backprop.nets import Layer, Net, init_params, make_net, predict
@@ -72,3 +71,16 @@ __all__ = [
     "xor_data",
 ]
 __version__ = "0.3.0"
+
+_ESTIMATOR_NAMES = ("ConvergenceWarning", "MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name: str) -> object:
+    # The estimators import scikit-learn when it is installed (about 0.8 s):
+    # loaded on first use, so `import backprop` and the command line start
+    # without paying for it.
+    if name in _ESTIMATOR_NAMES:
+        from backprop import estimator
+
+        return getattr(estimator, name)
+    raise AttributeError(f"module 'backprop' has no attribute {name!r}")

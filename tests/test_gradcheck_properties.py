@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -119,10 +119,36 @@ AUTODIFF_KINKS_AT_ZERO = {"sigmoid", "bce_with_logits"}
 
 BACKENDS = ["numpy", pytest.param("jax", marks=pytest.mark.skipif(not HAVE_JAX, reason="no JAX"))]
 
+# Each kernel's properties run twice: a quick pass of a few examples in the
+# plain test run, and the hypothesis profile's full count under -m slow (the
+# JAX checks compile at every new shape, which is most of their time).
+QUICK_EXAMPLES = 4
+DEPTHS = [
+    pytest.param(QUICK_EXAMPLES, id="quick"),
+    pytest.param(None, id="thorough", marks=pytest.mark.slow),
+]
 
-@pytest.mark.parametrize("backend", BACKENDS)
+
+def _examples(check, n):
+    """``check`` with ``n`` examples, or the profile's count when ``n`` is None."""
+    return check if n is None else settings(max_examples=n)(check)
+
+
+FD_BACKENDS = [
+    "numpy",
+    # JAX's backward is held to NumPy's and to jax.grad below, quickly; its own
+    # finite-difference check recompiles at every shape and runs with -m slow.
+    pytest.param(
+        "jax",
+        marks=[pytest.mark.skipif(not HAVE_JAX, reason="no JAX"), pytest.mark.slow],
+    ),
+]
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("backend", FD_BACKENDS)
 @pytest.mark.parametrize("op", PAIRS)
-def test_backward_matches_finite_differences(backend, op):
+def test_backward_matches_finite_differences(backend, op, depth):
     spec = KERNELS[op]
 
     @given(inputs=kernel_inputs(spec, batch=FD_BATCH), seed=st.integers(0, 2**16))
@@ -133,12 +159,13 @@ def test_backward_matches_finite_differences(backend, op):
         report = check_kernel(forward, backward, values, seed=seed)
         report.assert_ok()
 
-    check()
+    _examples(check, depth)()
 
 
 @pytest.mark.skipif(not HAVE_JAX, reason="JAX is not installed")
+@pytest.mark.parametrize("depth", DEPTHS)
 @pytest.mark.parametrize("op", PAIRS)
-def test_numpy_jax_and_jax_grad_agree(op):
+def test_numpy_jax_and_jax_grad_agree(op, depth):
     """Hand-derived NumPy and JAX backwards equal jax.grad of the JAX forward."""
     import jax
 
@@ -181,7 +208,7 @@ def test_numpy_jax_and_jax_grad_agree(op):
                 np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13, err_msg=f"jax, {name}")
             np.testing.assert_allclose(c, a, rtol=1e-9, atol=1e-12, err_msg=f"jax.grad, {name}")
 
-    check()
+    _examples(check, depth)()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -106,6 +106,15 @@ def _needs(args: list[str], env: dict[str, str]) -> str | None:
 
 SINGLE = [c for c in COMMANDS if "-m backprop" in c and "--coordinator" not in c]
 SINGLE += TABLE_COMMANDS
+# The GPT and the every-kernel gradient check take ~10 s each even at small
+# sizes: they run with -m slow (test_cli and test_network_cli cover both
+# commands' wiring in the plain run).
+SINGLE = [
+    pytest.param(c, marks=pytest.mark.slow)
+    if "backprop gpt" in c or "backprop gradcheck" in c
+    else c
+    for c in SINGLE
+]
 
 
 @pytest.mark.parametrize("command", SINGLE)
@@ -229,7 +238,7 @@ def test_the_setup_commands_install_what_the_tests_need():
     setup = [c for c in COMMANDS if c.startswith("python3 -m venv")]
     assert len(setup) == 2  # exactly two set-up commands
     main_job, tests = setup
-    assert main_job.endswith("-m backprop") and tests.endswith("-m pytest")
+    assert main_job.endswith("-m backprop") and tests.endswith("-m pytest -n 2")
     assert "[jax,test,plot,progress,data]" in tests
     ci = (ROOT / ".ci" / "run").read_text()
     assert tests.split("&&")[-1].strip().split("/")[-1] in ci  # CI runs the README's command

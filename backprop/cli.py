@@ -859,6 +859,14 @@ def build_parser() -> argparse.ArgumentParser:
     from backprop import __version__
 
     parser.add_argument("--version", action="version", version=f"backprop {__version__}")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first (before the command), e.g. one that calls "
+        "backprop.register_activation: its names then work in --activation",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrors)
 
     def add(name: str, text: str) -> argparse.ArgumentParser:
@@ -1067,14 +1075,55 @@ def run_gpt(args: argparse.Namespace) -> int:
     return run(args, UsageError)
 
 
+def _import_user_modules(argv: list[str]) -> list[str]:
+    """Import every ``--import MODULE`` given before the command; return the rest of argv.
+
+    A user's registrations (:func:`backprop.register_activation` and the
+    like) live in their own module; importing it before the parser is built
+    makes its names valid choices. The current directory is searched first,
+    as ``python -m`` does. ``UsageError`` naming the module if it cannot be
+    imported.
+    """
+    import importlib
+
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if not rest and word == "--import":
+            if i + 1 == len(argv):
+                raise UsageError("--import needs a MODULE")
+            module, i = argv[i + 1], i + 2
+        elif not rest and word.startswith("--import="):
+            module, i = word.split("=", 1)[1], i + 1
+        else:
+            rest.append(word)
+            i += 1
+            continue
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UsageError(f"--import {module}: {exc}") from None
+        except Exception as exc:  # the module's own error, e.g. a refused kernel
+            raise UsageError(f"--import {module} failed: {type(exc).__name__}: {exc}") from None
+    return rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
     0 ok, 1 a failed check, 2 an error (one line on stderr), 130 interrupted
     (Ctrl-C; one line), 141 stdout closed under us (a pipe whose reader left).
     """
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = _import_user_modules(argv)
+    except UsageError as exc:
+        _stderr(f"backprop: error: {exc}")
+        return 2
+    parser = build_parser()  # after the imports: choices list what they registered
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["xor", *argv]
     _line_buffered()

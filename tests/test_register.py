@@ -278,3 +278,55 @@ def test_a_registered_optimizer_trains_as_its_pure_update(backend_name):
         backprop.unregister("rmsprop")
     with pytest.raises(ValueError, match="optimizer must be one of sgd, momentum, adam"):
         optim.make_optimizer("rmsprop", 0.01)
+
+
+USER_MODULE = '''
+import backprop
+
+
+def softplus_forward(xp, z):
+    return xp.logaddexp(0.0, z), z
+
+
+def softplus_backward(xp, dout, z):
+    return dout * 0.5 * (1.0 + xp.tanh(0.5 * z))
+
+
+backprop.register_activation("my_softplus", softplus_forward, softplus_backward)
+'''
+
+
+def test_the_command_line_imports_a_user_s_module_and_trains_its_activation(tmp_path):
+    """`python -m backprop --import MODULE fit --activation NAME` in a fresh process: the
+    module registers the name before the parser lists the choices; a missing module is
+    one line, exit 2."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("sklearn")
+    (tmp_path / "myacts.py").write_text(USER_MODULE)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "backprop", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    fit = ["fit", "--data", "iris", "--activation", "my_softplus", "--epochs", "3", "--quiet"]
+    ok = run("--import", "myacts", *fit)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "test accuracy" in ok.stdout
+    unknown = run(*fit)  # without the import the name is not a choice
+    assert unknown.returncode == 2 and "my_softplus" in unknown.stderr
+    missing = run("--import", "no_such_module_here", *fit)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().count("\n") == 0 and "no_such_module_here" in missing.stderr

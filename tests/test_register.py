@@ -280,7 +280,7 @@ def test_a_registered_optimizer_trains_as_its_pure_update(backend_name):
         optim.make_optimizer("rmsprop", 0.01)
 
 
-USER_MODULE = '''
+USER_MODULE = """
 import backprop
 
 
@@ -293,7 +293,7 @@ def softplus_backward(xp, dout, z):
 
 
 backprop.register_activation("my_softplus", softplus_forward, softplus_backward)
-'''
+"""
 
 
 def test_the_command_line_imports_a_user_s_module_and_trains_its_activation(tmp_path):

@@ -122,7 +122,7 @@ BACKENDS = ["numpy", pytest.param("jax", marks=pytest.mark.skipif(not HAVE_JAX, 
 # Each kernel's properties run twice: a quick pass of a few examples in the
 # plain test run, and the hypothesis profile's full count under -m slow (the
 # JAX checks compile at every new shape, which is most of their time).
-QUICK_EXAMPLES = 4
+QUICK_EXAMPLES = 3
 DEPTHS = [
     pytest.param(QUICK_EXAMPLES, id="quick"),
     pytest.param(None, id="thorough", marks=pytest.mark.slow),

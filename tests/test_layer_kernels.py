@@ -210,7 +210,7 @@ def test_jax_kernels_run_in_jit_scan_and_vmap(name):
 # --- dtypes -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "kwargs", "make"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(("name", "kwargs", "make"), _first_variant_default(CASES, CASE_IDS))
 def test_float32_stays_float32(K, name, kwargs, make):
     inputs = {
         k: v.astype("float32") if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v

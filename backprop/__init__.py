@@ -82,5 +82,7 @@ def __getattr__(name: str) -> object:
     if name in _ESTIMATOR_NAMES:
         from backprop import estimator
 
-        return getattr(estimator, name)
+        value = getattr(estimator, name)
+        globals()[name] = value  # looked up once; tools that read __dict__ see it then
+        return value
     raise AttributeError(f"module 'backprop' has no attribute {name!r}")

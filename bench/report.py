@@ -326,6 +326,8 @@ def kernel_section(runs: list[dict]) -> list[str]:
 
 def layer_section(runs: list[dict]) -> list[str]:
     """The layer kernels (bench/test_bench_layers.py): medians and speed ratios to the peers."""
+    if __package__ in (None, ""):  # run as a script: make the bench package importable
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench.layers import PEER, SIZES, TARGETS
 
     times: dict[tuple[str, str], list[float]] = {}

@@ -26,6 +26,11 @@ def public_modules() -> list[str]:
     import backprop
     import backprop.kernels as kernels
 
+    # the estimators load on first use (they import scikit-learn): load them now,
+    # so that pdoc finds every name of backprop.__all__ in the module
+    for name in backprop.__all__:
+        getattr(backprop, name)
+
     names = []
     for package in (backprop, kernels):
         if package.__name__ not in names:

@@ -353,7 +353,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     net = E.experiment_net(name, getattr(args, "activation", "sigmoid"))
     if args.load is not None:
         train["init"] = _load_init(args.load, net, args.quiet)
-    classes = None if net.output == "identity" else [0, 1]
+    classes = None if net.head.outputs == "values" else [0, 1]
     settings = _settings(args, ("lr", "epochs", "seed", "dtype", "backend", "gate"))
     try:
         with progress_bar(args.epochs, name) as progress:
@@ -758,7 +758,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     X, labels, where = _model_inputs(args, model)
     n = X.shape[0]
     _say(args, f"== {args.model}: {model.net} on {where} ==")
-    if model.net.output == "identity":
+    if model.net.head.outputs == "values":
         scores = model.evaluate(X, _numbers(labels))
         print(f"mean squared error {scores['loss']:.6g} over {n} rows")
         return 0

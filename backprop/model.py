@@ -109,13 +109,13 @@ class Model:
 
         Raises ``ValueError`` for an identity (regression) head, which has none.
         """
-        if self.net.output == "identity":
+        if self.net.head.outputs == "values":
             raise ValueError(
                 f"this model's output is identity (mse): it predicts values, not "
                 f"probabilities; use predict ({self.net})"
             )
         p = self.output(X)
-        if self.net.output == "sigmoid" and p.shape[1] == 1:
+        if self.net.head.outputs == "independent" and p.shape[1] == 1:
             return np.hstack([1 - p, p])
         return p
 
@@ -126,9 +126,9 @@ class Model:
         (N,) for softmax, 0/1 (N, DL) for sigmoid, values (N, DL) for identity.
         """
         p = self.output(X)
-        if self.net.output == "identity":
+        if self.net.head.outputs == "values":
             return p
-        if self.net.output == "sigmoid" and (self.classes is None or p.shape[1] > 1):
+        if self.net.head.outputs == "independent" and (self.classes is None or p.shape[1] > 1):
             return (p > 0.5).astype(np.int64)
         index = np.argmax(p, axis=1) if p.shape[1] > 1 else (p[:, 0] > 0.5).astype(np.int64)
         return index if self.classes is None else self.classes[index]
@@ -150,7 +150,7 @@ class Model:
         K = get_backend("numpy")
         z, _ = forward(K, self.params, X, self.net)
         loss_forward = K.pair(self.net.head.kernel)[0]  # the head's fused loss on logits
-        if self.net.output == "identity":
+        if self.net.head.outputs == "values":
             from backprop._validate import check_array
 
             Y = check_array("y", y, self.dtype)
@@ -160,7 +160,7 @@ class Model:
                     f"y must have shape {z.shape} (one target row per row of X), got {Y.shape}"
                 )
             return {"loss": float(loss_forward(z, Y, None)[0])}
-        if self.net.output == "sigmoid" and n_out > 1:
+        if self.net.head.outputs == "independent" and n_out > 1:
             raise ValueError(
                 f"evaluate takes one label per row; this model has {n_out} independent sigmoid "
                 "outputs (multi-label): use output() and compare per output"
@@ -168,7 +168,7 @@ class Model:
         index = self._label_indices(y, X.shape[0])
         Y = (
             np.eye(n_out, dtype=self.dtype)[index]
-            if self.net.output == "softmax"
+            if self.net.head.outputs == "probabilities"
             else index.reshape(-1, 1).astype(self.dtype)
         )
         loss, _ = loss_forward(z, Y, None)
@@ -452,8 +452,9 @@ def _classes_json(classes: Any, net: Net) -> tuple[dict[str, Any] | None, np.nda
         raise ValueError(f"classes must not hold NaN or infinity, got {a.tolist()}")
     if len(np.unique(a)) != len(a):
         raise ValueError(f"classes must be distinct, got {a.tolist()}")
-    need = net.sizes[-1] if net.output == "softmax" else (2 if net.sizes[-1] == 1 else None)
-    if net.output == "identity" or need is None:
+    outputs = net.head.outputs
+    need = net.sizes[-1] if outputs == "probabilities" else (2 if net.sizes[-1] == 1 else None)
+    if outputs == "values" or need is None:
         raise ValueError(f"classes need a softmax head or one sigmoid output; the net is {net}")
     if len(a) != need:
         raise ValueError(f"classes has {len(a)} labels, the net {net} has {need} classes")

@@ -187,6 +187,7 @@ def register_head(
     per_row: bool = False,
     min_units: int = 1,
     inplace: Callable[[Any, Any, Any], float] | None = None,
+    outputs: str = "values",
 ) -> Head:
     """Make ``name`` an output head (``train_mlp(output=name)``) fused with its loss ``loss``.
 
@@ -211,8 +212,10 @@ def register_head(
         Raise ``ValueError`` for targets the loss is not defined for.
     targets : Domain
         Where the gradient check draws the targets (0/1 labels by default).
-    per_row, min_units, inplace :
-        As in :class:`backprop.kernels.spec.Head`.
+    per_row, min_units, inplace, outputs :
+        As in :class:`backprop.kernels.spec.Head` (``outputs``: "values" by
+        default; "probabilities" or "independent" make model files and the
+        command line treat the outputs as class probabilities).
 
     Returns
     -------
@@ -251,6 +254,7 @@ def register_head(
         inplace=inplace,
         per_row=per_row,
         min_units=min_units,
+        outputs=outputs,
     )
     registry.add(spec)
     registry.add_head(head)

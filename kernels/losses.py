@@ -584,6 +584,7 @@ HEADS = (
         correct=_above(0.0),  # sigma(z) > 1/2 exactly where z > 0
         check_targets=_in_unit_interval,
         inplace=_sigmoid_bce_inplace,
+        outputs="independent",
     ),
     Head(
         "softmax",
@@ -596,6 +597,7 @@ HEADS = (
         inplace=_softmax_ce_inplace,
         per_row=True,
         min_units=2,
+        outputs="probabilities",
     ),
     Head(
         "identity",
@@ -605,6 +607,7 @@ HEADS = (
         correct=_above(0.5),  # 0/1 targets; for real-valued ones accuracy means nothing
         check_targets=_any_real,
         inplace=_identity_mse_inplace,
+        outputs="values",
     ),
 )
 """The output heads, each fused with its loss (see :class:`backprop.kernels.spec.Head`)."""

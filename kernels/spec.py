@@ -179,7 +179,11 @@ class Head:
     as a float, with d loss / dz written into ``dz`` (NumPy, a transcription
     of the kernel; None: the kernel's pure pair on NumPy, see
     :func:`backprop.kernels.registry.head_inplace`). ``min_units``: the
-    fewest output units.
+    fewest output units. ``outputs``: what ``predict`` returns, read by
+    everything that turns outputs into answers (model files, the command
+    line): "probabilities" (one distribution over classes per row: softmax),
+    "independent" (each output its own probability of 1: sigmoid) or
+    "values" (real values, no probabilities: identity).
     """
 
     name: str
@@ -192,6 +196,18 @@ class Head:
     inplace: Callable[[Any, Any, Any], float] | None = None
     per_row: bool = False
     min_units: int = 1
+    outputs: str = "values"
+
+    def __post_init__(self) -> None:
+        if self.outputs not in HEAD_OUTPUTS:
+            raise ValueError(
+                f"Head {self.name!r}: outputs must be one of {', '.join(HEAD_OUTPUTS)}, "
+                f"got {self.outputs!r}"
+            )
+
+
+HEAD_OUTPUTS = ("probabilities", "independent", "values")
+"""What a head's ``predict`` can return (see :class:`Head`)."""
 
 
 def elementwise(n: int, d: int, m: int) -> dict[str, tuple[int, ...]]:

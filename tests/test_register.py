@@ -330,3 +330,16 @@ def test_the_command_line_imports_a_user_s_module_and_trains_its_activation(tmp_
     missing = run("--import", "no_such_module_here", *fit)
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0 and "no_such_module_here" in missing.stderr
+
+
+def test_every_head_declares_what_its_outputs_are_and_a_bad_kind_is_refused():
+    """Model files and the command line read ``Head.outputs``, never the head's name."""
+    from backprop.kernels.spec import HEAD_OUTPUTS, Head
+
+    declared = {name: head.outputs for name, head in nets.HEADS.items()}
+    assert declared["softmax"] == "probabilities"
+    assert declared["sigmoid"] == "independent"
+    assert declared["identity"] == "values"
+    assert set(declared.values()) <= set(HEAD_OUTPUTS)
+    with pytest.raises(ValueError, match="outputs must be one of probabilities, independent"):
+        Head("h", "l", "mse", None, None, None, outputs="logits")

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from backprop import experiments as E
+from backprop import optim
 from backprop.kernels import BACKENDS
 from backprop.nets import ACTIVATIONS
 from backprop.xor import DEFAULT_LR
@@ -415,13 +416,16 @@ def _plots(args: argparse.Namespace, result: Any, X: Any, y: Any) -> None:
 def _fit_conflicts(args: argparse.Namespace) -> list[str]:
     """Flags of ``fit`` that contradict each other, each with the reason."""
     problems = []
-    if args.momentum is not None and args.optimizer != "momentum":
+    reads = optim.get(args.optimizer).reads  # what the chosen optimizer uses besides lr
+    users = [name for name, spec in optim.OPTIMIZERS.items() if "momentum" in spec.reads]
+    if args.momentum is not None and "momentum" not in reads:
         problems.append(
-            f"--momentum applies to --optimizer momentum, not {args.optimizer} "
-            "(adam has its own moment estimates)"
+            f"--momentum applies to --optimizer {' or '.join(users)}, not {args.optimizer} "
+            f"(it reads {', '.join(reads) or 'only the learning rate'})"
         )
-    if args.nesterov and args.optimizer != "momentum":
-        problems.append(f"--nesterov needs --optimizer momentum, not {args.optimizer}")
+    if args.nesterov and "nesterov" not in reads:
+        users = [name for name, spec in optim.OPTIMIZERS.items() if "nesterov" in spec.reads]
+        problems.append(f"--nesterov needs --optimizer {' or '.join(users)}, not {args.optimizer}")
     if args.patience is not None and not args.early_stopping:
         problems.append("--patience applies to --early-stopping: give both, or neither")
     if args.devices is not None and args.backend != "jax":
@@ -509,7 +513,7 @@ def run_fit(args: argparse.Namespace) -> int:
         "activation": args.activation,
         "optimizer": args.optimizer,
         "lr": args.lr,
-        "momentum": momentum if args.optimizer == "momentum" else None,
+        "momentum": momentum if "momentum" in optim.get(args.optimizer).reads else None,
         "nesterov": args.nesterov,
         "alpha": args.alpha,
         "epochs": args.epochs,
@@ -960,7 +964,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden activation",
     )
     fit.add_argument(
-        "--optimizer", choices=("adam", "sgd", "momentum"), default="adam", help="the optimizer"
+        "--optimizer",
+        choices=tuple(optim.OPTIMIZERS),  # read from the registry: registered ones too
+        default="adam",
+        help="the optimizer",
     )
     fit.add_argument("--solver", help=argparse.SUPPRESS)  # renamed: refused with the new name
     fit.add_argument(
@@ -1132,7 +1139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if getattr(args, "solver", None) is not None:
             raise UsageError(
-                "fit --solver is now --optimizer (train_mlp's name): adam, sgd or momentum"
+                "fit --solver is now --optimizer (train_mlp's name): " + ", ".join(optim.OPTIMIZERS)
             )
         run: Callable[[argparse.Namespace], int] = args.run
         return run(args)

@@ -117,7 +117,10 @@ class OptimizerSpec:
     list of ``n_slots`` state vectors (P,), zero at the start, ``scratch``
     two vectors (P,) it may overwrite, ``t`` the step count (1 at the first
     step). None: the pure update run on the flat vector as one layer (right
-    for every optimizer that treats each parameter alike).
+    for every optimizer that treats each parameter alike). ``reads``: the
+    hyper-parameters of :class:`Optimizer` the step uses besides ``lr``
+    (the command line refuses a flag the chosen optimizer would ignore, and
+    records only these in a model file).
     """
 
     name: str
@@ -125,6 +128,7 @@ class OptimizerSpec:
     update: Callable[..., tuple[tuple[Layer, ...], Any]]
     inplace: Callable[..., None] | None = None
     n_slots: int = 0
+    reads: tuple[str, ...] = ()
 
     def inplace_state(self, opt: Optimizer, theta: np.ndarray) -> list[Any]:
         """The in-place form's starting state for a flat parameter vector ``theta``."""
@@ -286,8 +290,17 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     spec.name: spec
     for spec in (
         OptimizerSpec("sgd", _sgd_init, _sgd_update, _sgd_inplace, 0),
-        OptimizerSpec("momentum", _momentum_init, _momentum_update, _momentum_inplace, 1),
-        OptimizerSpec("adam", _adam_init, _adam_update, _adam_inplace, 2),
+        OptimizerSpec(
+            "momentum",
+            _momentum_init,
+            _momentum_update,
+            _momentum_inplace,
+            1,
+            ("momentum", "nesterov"),
+        ),
+        OptimizerSpec(
+            "adam", _adam_init, _adam_update, _adam_inplace, 2, ("beta1", "beta2", "eps")
+        ),
     )
 }
 """Every optimizer, by name: the library's own, then any registered."""
@@ -302,6 +315,7 @@ def register_optimizer(
     *,
     inplace: Callable[..., None] | None = None,
     n_slots: int = 0,
+    reads: Sequence[str] = (),
 ) -> OptimizerSpec:
     """Make ``name`` an optimizer for :func:`backprop.train_mlp` (both backends).
 
@@ -322,6 +336,11 @@ def register_optimizer(
         ``update`` on the flat vector as one layer.
     n_slots : int
         State vectors the in-place form keeps.
+    reads : sequence of str
+        The hyper-parameters of ``opt`` the step uses besides ``lr``, from
+        ``momentum``, ``nesterov``, ``beta1``, ``beta2``, ``eps`` (the
+        command line accepts ``--momentum``/``--nesterov`` only for an
+        optimizer that reads them).
 
     Returns
     -------
@@ -345,7 +364,10 @@ def register_optimizer(
         raise ValueError(f"inplace must be None or callable, got {inplace!r}")
     if not isinstance(n_slots, int) or n_slots < 0:
         raise ValueError(f"n_slots must be an int >= 0, got {n_slots!r}")
-    spec = OptimizerSpec(name, init, update, inplace, n_slots)
+    settings = ("momentum", "nesterov", "beta1", "beta2", "eps")
+    if isinstance(reads, str) or not all(r in settings for r in reads):
+        raise ValueError(f"reads must be a sequence of names from {settings}, got {reads!r}")
+    spec = OptimizerSpec(name, init, update, inplace, n_slots, tuple(reads))
     if inplace is not None:
         _check_inplace(spec)
     OPTIMIZERS[name] = spec

@@ -259,7 +259,7 @@ def test_fit_save_then_predict_and_evaluate_on_the_data_set_and_a_csv(tmp_path, 
         (
             ["fit", "--nesterov", "--momentum", "0.5", "--patience", "3"],
             [
-                "--momentum applies to --optimizer momentum, not adam",
+                "--momentum applies to --optimizer momentum, not adam (it reads beta1, beta2, eps)",
                 "--nesterov needs --optimizer momentum, not adam",
                 "--patience applies to --early-stopping",
             ],

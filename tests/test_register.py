@@ -280,6 +280,30 @@ def test_a_registered_optimizer_trains_as_its_pure_update(backend_name):
         optim.make_optimizer("rmsprop", 0.01)
 
 
+def test_an_optimizer_s_declared_settings_decide_which_fit_flags_apply():
+    """--momentum/--nesterov are refused for an optimizer that does not read them, accepted
+    for a registered one that declares it does, and recorded only then."""
+    from backprop.cli import _fit_conflicts, build_parser
+
+    assert optim.get("momentum").reads == ("momentum", "nesterov")
+    assert optim.get("adam").reads == ("beta1", "beta2", "eps") and optim.get("sgd").reads == ()
+    with pytest.raises(ValueError, match="reads must be a sequence of names"):
+        backprop.register_optimizer("heavy", _rmsprop_init, _rmsprop_update, reads=("mu",))
+    backprop.register_optimizer("heavy", _rmsprop_init, _rmsprop_update, reads=("momentum",))
+    try:
+        parse = build_parser().parse_args
+        assert _fit_conflicts(parse(["fit", "--optimizer", "heavy", "--momentum", "0.5"])) == []
+        problems = _fit_conflicts(parse(["fit", "--optimizer", "sgd", "--momentum", "0.5"]))
+        assert problems == [
+            "--momentum applies to --optimizer momentum or heavy, not sgd (it reads only the "
+            "learning rate)"
+        ]
+        problems = _fit_conflicts(parse(["fit", "--optimizer", "heavy", "--nesterov"]))
+        assert problems == ["--nesterov needs --optimizer momentum, not heavy"]
+    finally:
+        backprop.unregister("heavy")
+
+
 USER_MODULE = """
 import backprop
 

@@ -359,3 +359,34 @@ def batch_gradients(
     return jax.shard_map(
         summed, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P(AXIS)), out_specs=P()
     )
+
+
+def shard_rows(mesh: Any, tree: Any) -> Any:
+    """Inside a jitted function: ``tree``'s arrays split along their first axis over ``mesh``.
+
+    A sharding constraint, not a computation: the values are unchanged, and
+    XLA partitions the rest of the program to match (a mean over the rows
+    becomes each device's partial sum and a sum over the mesh). Without a
+    mesh, ``tree`` itself.
+    """
+    if mesh is None:
+        return tree
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec(AXIS)))
+
+
+def replicate(mesh: Any, tree: Any) -> Any:
+    """Inside a jitted function: ``tree``'s arrays whole on every device of ``mesh``.
+
+    Pins a compiled step's outputs (parameters, optimizer and layer state) to
+    the same replicated layout as its inputs, so the next call reuses the
+    compiled program. Without a mesh, ``tree`` itself.
+    """
+    if mesh is None:
+        return tree
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec()))

@@ -9,6 +9,13 @@ gradient, and every device applies the same update to its replica of the
 parameters. Nothing here differentiates anything; the gradient is
 :func:`backprop.nets.data_loss_and_grads`.
 
+:func:`backprop.train_net.train_net` (networks of layers) uses the same mesh
+another way: its one-device step, jitted, gets each minibatch through
+:func:`shard_rows` and returns its parameters and state through
+:func:`replicate`, and XLA partitions that program over the mesh. Batch norm's
+statistics and the mean loss stay over the whole minibatch (XLA sums the
+devices' parts), so no layer needs a collective of its own.
+
 Across machines, :func:`initialize` starts ``jax.distributed`` (the
 coordinator, the process count and this process's id) and
 :func:`global_rows` assembles each process's own rows into one global array

@@ -16,6 +16,11 @@ by batch. The rows of
 each epoch's minibatches come from the same NumPy permutation on both
 backends; dropout's masks come from a JAX key or a NumPy Generator.
 
+With ``devices`` (JAX) the same compiled step runs data parallel: each
+minibatch's rows are split over a mesh of devices
+(:func:`backprop.distributed.shard_rows`), everything else is replicated,
+and XLA partitions the program, so the step equals one device's.
+
 Labels: integer classes. Logits of shape (N, C) take y (N,); logits of shape
 (N, T, C) (a sequence model) take y (N, T), the loss averaging over every
 position.

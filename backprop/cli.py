@@ -1070,6 +1070,9 @@ def build_parser() -> argparse.ArgumentParser:
     gpt.add_argument("--lr", type=_positive_float, default=3e-3, help="peak learning rate")
     gpt.add_argument("--eval-windows", type=_positive_int, default=256, help="held-out windows")
     gpt.add_argument("--sample", type=_positive_int, default=300, help="characters to sample")
+    gpt.add_argument(
+        "--devices", type=_devices, help="JAX devices to split each batch's windows over, or all"
+    )
     gpt.set_defaults(run=run_gpt)
     return parser
 
@@ -1078,7 +1081,10 @@ def run_gpt(args: argparse.Namespace) -> int:
     """Train the small GPT (:func:`backprop.cli_net.run_gpt`)."""
     from backprop.cli_net import run_gpt as run
 
-    _require(args, (args.backend,))
+    problems = []
+    if args.devices is not None and args.backend != "jax":
+        problems.append("--devices splits batches over JAX devices: it needs --backend jax")
+    _require(args, (args.backend,), problems=problems)
     return run(args, UsageError)
 
 

@@ -26,7 +26,6 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     if args.data != "digits":
         raise usage_error(f"--model cnn needs images: --data digits, got --data {args.data}")
     for flag, value in (
-        ("--devices", args.devices),
         ("--coordinator", args.coordinator),
         ("--early-stopping", args.early_stopping or None),
     ):
@@ -56,7 +55,7 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     print(
         f"== fit digits: cnn conv16-bn-relu conv32-bn-relu pool2 dropout0.25 dense{d.n_classes}, "
         f"adamw lr {lr:g} (cosine) wd {weight_decay:g}, batch {batch}, {epochs} epochs, "
-        f"{args.backend} {args.dtype} =="
+        f"{args.backend} {args.dtype}{_on_devices(args)} =="
     )
     every = max(1, epochs // 10)
 
@@ -80,6 +79,7 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
             dtype=args.dtype,
             init=init,
             backend=args.backend,
+            devices=args.devices,
             progress=bar or report,
         )
     seconds = time.perf_counter() - t0
@@ -97,6 +97,11 @@ def run_fit_cnn(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         save(args.save, r.params, r.state)
         print(f"parameters and batch-norm state written to {args.save}")
     return 0
+
+
+def _on_devices(args: argparse.Namespace) -> str:
+    """The header's ", devices N" when ``--devices`` was given, else an empty string."""
+    return "" if args.devices is None else f", devices {args.devices}"
 
 
 # --- gpt -------------------------------------------------------------------------------
@@ -158,7 +163,8 @@ def run_gpt(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     print(
         f"model: {args.blocks} blocks, dim {args.dim}, {args.heads} heads, context {t}: "
         f"{count_params(params):,} parameters; adamw lr {args.lr:g} (cosine), batch "
-        f"{args.batch_size}, clip 1.0, {args.backend} {args.dtype}, at most {args.minutes:g} min"
+        f"{args.batch_size}, clip 1.0, {args.backend} {args.dtype}{_on_devices(args)}, "
+        f"at most {args.minutes:g} min"
     )
     K = get_backend(args.backend)
     t0 = time.perf_counter()
@@ -188,6 +194,7 @@ def run_gpt(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         dtype=args.dtype,
         init=(params, state),
         backend=args.backend,
+        devices=args.devices,
         on_epoch=report,
     )
     xp = K.xp

@@ -9,6 +9,13 @@ gradient, and every device applies the same update to its replica of the
 parameters. Nothing here differentiates anything; the gradient is
 :func:`backprop.nets.data_loss_and_grads`.
 
+:func:`backprop.train_net.train_net` (networks of layers) uses the same mesh
+another way: its one-device step, jitted, gets each minibatch through
+:func:`shard_rows` and returns its parameters and state through
+:func:`replicate`, and XLA partitions that program over the mesh. Batch norm's
+statistics and the mean loss stay over the whole minibatch (XLA sums the
+devices' parts), so no layer needs a collective of its own.
+
 Across machines, :func:`initialize` starts ``jax.distributed`` (the
 coordinator, the process count and this process's id) and
 :func:`global_rows` assembles each process's own rows into one global array
@@ -359,3 +366,34 @@ def batch_gradients(
     return jax.shard_map(
         summed, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P(AXIS)), out_specs=P()
     )
+
+
+def shard_rows(mesh: Any, tree: Any) -> Any:
+    """Inside a jitted function: ``tree``'s arrays split along their first axis over ``mesh``.
+
+    A sharding constraint, not a computation: the values are unchanged, and
+    XLA partitions the rest of the program to match (a mean over the rows
+    becomes each device's partial sum and a sum over the mesh). Without a
+    mesh, ``tree`` itself.
+    """
+    if mesh is None:
+        return tree
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec(AXIS)))
+
+
+def replicate(mesh: Any, tree: Any) -> Any:
+    """Inside a jitted function: ``tree``'s arrays whole on every device of ``mesh``.
+
+    Pins a compiled step's outputs (parameters, optimizer and layer state) to
+    the same replicated layout as its inputs, so the next call reuses the
+    compiled program. Without a mesh, ``tree`` itself.
+    """
+    if mesh is None:
+        return tree
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, PartitionSpec()))

@@ -28,6 +28,7 @@ position.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -331,136 +332,152 @@ def train_net(
             f"steps_per_epoch must be in [1, {n // batch_size}] ({n} rows, batches of "
             f"{batch_size}), got {steps_per_epoch!r}"
         )
-    mesh = _mesh(devices, batch_size) if backend == "jax" else None
-    K = get_backend(backend)
-    xp = K.xp
-    if init is None:
-        params, state, _ = net.init(seed, X.shape[1:], dt)
-    else:
-        params, state = init
-    params = tree_map(xp.asarray, params)
-    state = tree_map(xp.asarray, state)
-    opt_state = optim.get(opt.name).init(opt, _as_layers(leaves(params), xp), xp)
-    step = make_step(K, net, opt, float(weight_decay), clip_norm)
-    order_rng = np.random.default_rng(seed + 1)
-    if backend == "jax":
-        import jax
-
-        from backprop import distributed
-
-        if mesh is None:
-            Xd, yd = jax.numpy.asarray(X), jax.numpy.asarray(y)
-        else:  # everything whole on every device; each step's rows split in `body`
-            params, state, opt_state, Xd, yd = distributed.place_replicated(
-                mesh, (params, state, opt_state, X, y)
-            )
-
-        def body(carry: Any, i: Any, lr: Any, order: Any, key: Any) -> Any:
-            params, state, opt_state = carry
-            idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
-            xb, yb = distributed.shard_rows(mesh, (Xd[idx], yd[idx]))
-            k = jax.random.fold_in(key, i)
-            params, state, opt_state, loss = step(params, state, opt_state, lr, xb, yb, k)
-            return distributed.replicate(mesh, (params, state, opt_state)), loss
-
-        def epoch_fn(params: Any, state: Any, opt_state: Any, lr: Any, order: Any, key: Any) -> Any:
-            (params, state, opt_state), losses = jax.lax.scan(
-                lambda c, i: body(c, i, lr, order, key),
-                (params, state, opt_state),
-                jax.numpy.arange(steps),
-            )
-            return params, state, opt_state, losses.mean()
-
-        if compile == "epoch":
-            run_epoch = jax.jit(epoch_fn)
+    # float64 on JAX needs x64 on while the arrays are made and the step is traced
+    # (without it JAX makes float32 silently): on for this run only, as train_mlp does.
+    with _precision(backend, dt):
+        mesh = _mesh(devices, batch_size) if backend == "jax" else None
+        K = get_backend(backend)
+        xp = K.xp
+        if init is None:
+            params, state, _ = net.init(seed, X.shape[1:], dt)
         else:
-            one = jax.jit(body)
+            params, state = init
+        params = tree_map(xp.asarray, params)
+        state = tree_map(xp.asarray, state)
+        opt_state = optim.get(opt.name).init(opt, _as_layers(leaves(params), xp), xp)
+        step = make_step(K, net, opt, float(weight_decay), clip_norm)
+        order_rng = np.random.default_rng(seed + 1)
+        if backend == "jax":
+            import jax
 
-            def run_epoch(
+            from backprop import distributed
+
+            if mesh is None:
+                Xd, yd = jax.numpy.asarray(X), jax.numpy.asarray(y)
+            else:  # everything whole on every device; each step's rows split in `body`
+                params, state, opt_state, Xd, yd = distributed.place_replicated(
+                    mesh, (params, state, opt_state, X, y)
+                )
+
+            def body(carry: Any, i: Any, lr: Any, order: Any, key: Any) -> Any:
+                params, state, opt_state = carry
+                idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
+                xb, yb = distributed.shard_rows(mesh, (Xd[idx], yd[idx]))
+                k = jax.random.fold_in(key, i)
+                params, state, opt_state, loss = step(params, state, opt_state, lr, xb, yb, k)
+                return distributed.replicate(mesh, (params, state, opt_state)), loss
+
+            def epoch_fn(
                 params: Any, state: Any, opt_state: Any, lr: Any, order: Any, key: Any
             ) -> Any:
-                carry, total = (params, state, opt_state), 0.0
-                for i in range(steps):
-                    carry, loss = one(carry, i, lr, order, key)
-                    total = total + loss
-                return (*carry, total / steps)
-
-        base_key = jax.random.key(seed)
-    else:
-        drop_rng = np.random.default_rng(seed + 2)
-    losses: list[float] = []
-    val_losses: list[float] = []
-    val_accs: list[float] = []
-    times: list[float] = []
-    best = (math.inf, 0, params, state)
-    epoch = 0
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        order = order_rng.permutation(n)[: steps * batch_size]
-        done = (epoch - 1) / epochs
-        if time_limit is not None:
-            done = max(done, (time.perf_counter() - start) / time_limit)
-        rate = _schedule(schedule, float(lr), done)
-        if backend == "jax":
-            params, state, opt_state, loss = run_epoch(
-                params,
-                state,
-                opt_state,
-                xp.asarray(rate, dt),
-                xp.asarray(order),
-                jax.random.fold_in(base_key, epoch),
-            )
-            loss = float(loss)
-        else:
-            total = 0.0
-            for i in range(steps):
-                idx = order[i * batch_size : (i + 1) * batch_size]
-                params, state, opt_state, batch_loss = step(
-                    params, state, opt_state, dt.type(rate), X[idx], y[idx], drop_rng
+                (params, state, opt_state), losses = jax.lax.scan(
+                    lambda c, i: body(c, i, lr, order, key),
+                    (params, state, opt_state),
+                    jax.numpy.arange(steps),
                 )
-                total += float(batch_loss)
-            loss = total / steps
-        times.append(time.perf_counter() - t0)
-        losses.append(loss)
-        if validation is not None:
-            p, s = (params, state) if mesh is None else _first_device(mesh, (params, state))
-            vl, va = evaluate(K, net, p, s, xp.asarray(validation[0]), validation[1])
-            val_losses.append(vl)
-            val_accs.append(va)
-            if vl < best[0]:
-                best = (vl, epoch, params, state)
-        if progress is not None:
-            progress(epoch, loss)
-        if on_epoch is not None:
-            on_epoch(epoch, loss, *((val_losses[-1], val_accs[-1]) if val_losses else (None, None)))
-        if patience is not None and epoch - best[1] >= patience:
-            break
-        if time_limit is not None and time.perf_counter() - start + times[-1] > time_limit:
-            break  # another epoch would end past the limit
-    best_epoch = epoch
-    if patience is not None:
-        _, best_epoch, params, state = best
-    compile_time = 0.0
-    per_epoch = float(np.mean(times))
-    if backend == "jax" and len(times) > 1:
-        per_epoch = float(np.mean(times[1:]))
-        compile_time = max(0.0, times[0] - per_epoch)
-    to_np = lambda a: np.asarray(a)  # noqa: E731
-    return NetResult(
-        net,
-        tree_map(to_np, params),
-        tree_map(to_np, state),
-        losses,
-        val_losses,
-        val_accs,
-        epoch,
-        best_epoch,
-        per_epoch,
-        compile_time,
-        backend,
-        1 if mesh is None else mesh.size,
-    )
+                return params, state, opt_state, losses.mean()
+
+            if compile == "epoch":
+                run_epoch = jax.jit(epoch_fn)
+            else:
+                one = jax.jit(body)
+
+                def run_epoch(
+                    params: Any, state: Any, opt_state: Any, lr: Any, order: Any, key: Any
+                ) -> Any:
+                    carry, total = (params, state, opt_state), 0.0
+                    for i in range(steps):
+                        carry, loss = one(carry, i, lr, order, key)
+                        total = total + loss
+                    return (*carry, total / steps)
+
+            base_key = jax.random.key(seed)
+        else:
+            drop_rng = np.random.default_rng(seed + 2)
+        losses: list[float] = []
+        val_losses: list[float] = []
+        val_accs: list[float] = []
+        times: list[float] = []
+        best = (math.inf, 0, params, state)
+        epoch = 0
+        start = time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            order = order_rng.permutation(n)[: steps * batch_size]
+            done = (epoch - 1) / epochs
+            if time_limit is not None:
+                done = max(done, (time.perf_counter() - start) / time_limit)
+            rate = _schedule(schedule, float(lr), done)
+            if backend == "jax":
+                params, state, opt_state, loss = run_epoch(
+                    params,
+                    state,
+                    opt_state,
+                    xp.asarray(rate, dt),
+                    xp.asarray(order),
+                    jax.random.fold_in(base_key, epoch),
+                )
+                loss = float(loss)
+            else:
+                total = 0.0
+                for i in range(steps):
+                    idx = order[i * batch_size : (i + 1) * batch_size]
+                    params, state, opt_state, batch_loss = step(
+                        params, state, opt_state, dt.type(rate), X[idx], y[idx], drop_rng
+                    )
+                    total += float(batch_loss)
+                loss = total / steps
+            times.append(time.perf_counter() - t0)
+            losses.append(loss)
+            if validation is not None:
+                p, s = (params, state) if mesh is None else _first_device(mesh, (params, state))
+                vl, va = evaluate(K, net, p, s, xp.asarray(validation[0]), validation[1])
+                val_losses.append(vl)
+                val_accs.append(va)
+                if vl < best[0]:
+                    best = (vl, epoch, params, state)
+            if progress is not None:
+                progress(epoch, loss)
+            if on_epoch is not None:
+                on_epoch(
+                    epoch, loss, *((val_losses[-1], val_accs[-1]) if val_losses else (None, None))
+                )
+            if patience is not None and epoch - best[1] >= patience:
+                break
+            if time_limit is not None and time.perf_counter() - start + times[-1] > time_limit:
+                break  # another epoch would end past the limit
+        best_epoch = epoch
+        if patience is not None:
+            _, best_epoch, params, state = best
+        compile_time = 0.0
+        per_epoch = float(np.mean(times))
+        if backend == "jax" and len(times) > 1:
+            per_epoch = float(np.mean(times[1:]))
+            compile_time = max(0.0, times[0] - per_epoch)
+        to_np = lambda a: np.asarray(a)  # noqa: E731
+        return NetResult(
+            net,
+            tree_map(to_np, params),
+            tree_map(to_np, state),
+            losses,
+            val_losses,
+            val_accs,
+            epoch,
+            best_epoch,
+            per_epoch,
+            compile_time,
+            backend,
+            1 if mesh is None else mesh.size,
+        )
+
+
+def _precision(backend: str, dt: np.dtype) -> Any:
+    """A context with JAX's 64-bit mode on for a float64 run on JAX; else nothing."""
+    if backend == "jax" and dt == np.float64:
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def _mesh(devices: Any, batch_size: int) -> Any:

@@ -44,8 +44,8 @@ def embedding_forward(xp: Any, idx: Any, table: Any) -> tuple[Any, Any]:
     ValueError
         If ``table`` is not 2-D, or ``idx`` holds an index outside [0, V)
         (checked on concrete arrays: NumPy, and JAX outside ``jax.jit``;
-        inside a trace JAX would clamp an out-of-range index silently, so
-        check the data before tracing).
+        inside a trace JAX clamps an out-of-range index onto the first or
+        last row, silently, so check the data before tracing).
     """
     table = as_float_array(xp, "table", table)
     if table.ndim != 2:
@@ -69,7 +69,12 @@ def embedding_forward(xp: Any, idx: Any, table: Any) -> tuple[Any, Any]:
                 f"idx must hold row numbers in [0, {table.shape[0]}) (table has "
                 f"{table.shape[0]} rows), got values in [{low}, {high}]"
             )
-    return table[idx], (idx, table)
+    if xp.__name__ == "numpy":
+        return table[idx], (idx, table)
+    # Checked above when concrete: no negative-index wrapping; a traced index out
+    # of range is clamped (JAX's rule for a gather), and the backward adds its
+    # row's gradient to the same clamped row, the derivative of what was computed.
+    return table.at[idx].get(mode="clip", wrap_negative_indices=False), (idx, table)
 
 
 def embedding_backward(xp: Any, dout: Any, cache: Any) -> Any:
@@ -101,9 +106,12 @@ def embedding_backward(xp: Any, dout: Any, cache: Any) -> Any:
         dtable = np.zeros(table.shape, table.dtype)
         np.add.at(dtable, flat, rows)
         return dtable
-    # mode="drop": the indices were checked when concrete; a traced out-of-range
-    # index adds nothing rather than being clamped onto the last row.
-    return xp.zeros(table.shape, table.dtype).at[flat].add(rows, mode="drop")
+    # mode="clip": onto the row the forward read (see embedding_forward).
+    return (
+        xp.zeros(table.shape, table.dtype)
+        .at[flat]
+        .add(rows, mode="clip", wrap_negative_indices=False)
+    )
 
 
 def _sample(rng: np.random.Generator, n: int, d: int, m: int) -> dict[str, Any]:

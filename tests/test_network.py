@@ -285,3 +285,33 @@ def test_jax_step_by_step_equals_one_scan_per_epoch():
         np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="compile must be one of step, epoch"):
         train_net(net, X, y, compile="all")
+
+
+@needs_jax
+@SLOW  # a fresh process (x64 off, as for a user): ~5 s
+def test_float64_on_jax_is_float64_without_the_user_turning_x64_on():
+    """train_net(dtype="float64", backend="jax") trains in float64 (equal to NumPy's to 1e-10)
+    with JAX's x64 mode off, and leaves it off."""
+    from tests.test_distributed import _python
+
+    out = _python(
+        """
+        import jax, numpy as np
+        from backprop import models
+        from backprop.train_net import train_net
+        rng = np.random.default_rng(0)
+        X, y = rng.integers(0, 11, (40, 3)), rng.integers(0, 11, 40)
+        kw = dict(epochs=3, batch_size=8, dtype="float64", validation=(X, y))
+        a = train_net(models.ninja(11, 3, 4, 6), X, y, backend="jax", **kw)
+        b = train_net(models.ninja(11, 3, 4, 6), X, y, backend="numpy", **kw)
+        leaves = jax.tree.leaves(a.params)
+        assert all(p.dtype == np.float64 for p in leaves), [p.dtype for p in leaves]
+        np.testing.assert_allclose(a.losses, b.losses, rtol=1e-10)
+        np.testing.assert_allclose(a.val_losses, b.val_losses, rtol=1e-10)
+        for u, v in zip(leaves, jax.tree.leaves(b.params), strict=True):
+            np.testing.assert_allclose(u, v, rtol=1e-8, atol=1e-12)
+        print(jax.config.jax_enable_x64)
+        """,
+        devices=1,
+    )
+    assert out.split() == ["False"]

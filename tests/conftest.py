@@ -83,9 +83,56 @@ def block_import(monkeypatch: pytest.MonkeyPatch):
     return block
 
 
+# Parametrizations the default run leaves to ``-m slow`` (CI runs both), each the
+# second or third check of something the default run checks quickly elsewhere:
+# the README's test command must finish in about 90 s on 2 cores, and JAX's
+# compilation of every new shape and dtype is most of the suite's time.
+SLOW_CASES = {
+    # JAX's backward is held to NumPy's at 1e-12 (test_layer_kernels, test_kernels'
+    # agreement tests); its own finite differences repeat that at new shapes.
+    "tests/test_kernels.py::test_batched_matmul_and_bias_match_finite_differences[jax]",
+    "tests/test_kernels.py::test_backward_preserves_dtype[jax-float64]",  # float32 is the test
+    "tests/test_layer_kernels.py::test_finite_and_silent_at_the_extremes[jax-float64]",
+    # the float64 transcriptions on JAX stay, and float32 on NumPy
+    "tests/test_fast.py::test_xor_transcription_gives_the_source_s_loss_and_every_gradient"
+    "[single-jax-float32]",
+    "tests/test_fast.py::test_xor_transcription_gives_the_source_s_loss_and_every_gradient"
+    "[stacked-jax-float32]",
+    # the 2-64-32-16-1 network: ~3,000 entries differenced; the smaller ones stay
+    "tests/test_gradcheck_networks.py::test_mlp_gradients_are_right[numpy-2-64-32-16-1 sigmoid,"
+    " bce]",
+    "tests/test_gradcheck_networks.py::test_mlp_gradients_are_right[jax-2-64-32-16-1 sigmoid, bce]",
+    "tests/test_gradcheck_networks.py::test_mlp_gradients_match_jax_grad_and_numpy[2-64-32-16-1 "
+    "sigmoid, bce]",
+    # NumPy's run stays; JAX equals NumPy in test_train's agreement tests
+    "tests/test_model.py::test_both_estimators_load_and_predict_as_the_saved_ones[jax]",
+    "tests/test_experiments.py::test_deep_sigmoid_stack_plateaus_and_gradients_vanish[jax]",
+    # test_distributed_start covers a closed port and a silent peer in 1 s each
+    "tests/test_distributed.py::test_an_unreachable_coordinator_is_a_clear_error_not_a_hang",
+}
+LAYER_KERNELS = (
+    "softmax", "gelu", "layernorm", "batchnorm", "dropout", "embedding", "conv2d", "maxpool2d",
+    "attention",
+)  # fmt: skip
+SLOW_PREFIXES = (
+    # JAX's finite differences of every kernel: JAX equals NumPy's backward to 1e-12
+    # (test_numpy_jax_and_jax_grad_agree), whose own finite differences run here
+    "tests/test_kernels.py::test_backward_matches_finite_differences[jax-",
+    # the layer kernels' three-way agreement is test_layer_kernels' (to 1e-12, and jax.vjp)
+    *(
+        f"tests/test_gradcheck_properties.py::test_numpy_jax_and_jax_grad_agree[{name}-"
+        for name in LAYER_KERNELS
+    ),
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``slow`` run only when selected by a marker expression naming them
-    (``pytest -m slow``); a plain ``pytest`` skips them, so the default run stays fast."""
+    """Tests marked ``slow`` (or listed in SLOW_CASES) run only when selected by a marker
+    expression naming them (``pytest -m slow``); a plain ``pytest`` skips them, so the
+    default run stays fast."""
+    for item in items:
+        if item.nodeid in SLOW_CASES or item.nodeid.startswith(SLOW_PREFIXES):
+            item.add_marker(pytest.mark.slow)
     if "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with -m slow")

@@ -107,12 +107,12 @@ def _needs(args: list[str], env: dict[str, str]) -> str | None:
 SINGLE = [c for c in COMMANDS if "-m backprop" in c and "--coordinator" not in c]
 SINGLE += TABLE_COMMANDS
 # The GPT and the every-kernel gradient check take ~10 s each even at small
-# sizes: they run with -m slow (test_cli and test_network_cli cover both
+# sizes, the multi-device fit, the CNN and the fit/evaluate/predict chain 3-6 s:
+# they run with -m slow (test_cli, test_network_cli and test_model cover these
 # commands' wiring in the plain run).
+SLOW_COMMANDS = ("backprop gpt", "backprop gradcheck", "--devices", "--model cnn", "evaluate")
 SINGLE = [
-    pytest.param(c, marks=pytest.mark.slow)
-    if "backprop gpt" in c or "backprop gradcheck" in c
-    else c
+    pytest.param(c, marks=pytest.mark.slow) if any(w in c for w in SLOW_COMMANDS) else c
     for c in SINGLE
 ]
 

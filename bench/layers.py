@@ -12,7 +12,7 @@ float32 data and the same upstream gradient:
   the usual layer-norm and attention expressions), jitted: the JAX kernels' peer.
 
 ``python -m bench.layers`` times them interleaved (one call of each in turn,
-``--rounds`` times, medians; the ratio is the median of the per-round
+the starting one rotating, ``--rounds`` times, medians; the ratio is the median of the per-round
 ratios, so a slow spell on a shared machine hits both sides of a ratio) and
 prints the README's table. ``bench/test_bench_layers.py`` times the same
 callables under pytest-benchmark.
@@ -271,8 +271,11 @@ def measure(names: tuple[str, ...], rounds: int, impls: tuple[str, ...] = IMPLS)
         for fn in fns.values():
             fn()  # warm up
         times: dict[str, list[float]] = {impl: [] for impl in impls}
-        for _ in range(rounds):
-            for impl, fn in fns.items():
+        order = list(fns.items())
+        for r in range(rounds):
+            # Each round starts with the next contender: none always runs right after
+            # the same neighbour (whose leftovers in the caches would favour or slow it).
+            for impl, fn in order[r % len(order) :] + order[: r % len(order)]:
                 t0 = time.perf_counter()
                 fn()
                 times[impl].append(time.perf_counter() - t0)

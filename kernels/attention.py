@@ -127,15 +127,18 @@ def attention_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any, Any]:
         dv = p.mT @ dout
         dp = dout @ v.mT
         dp -= np.einsum("...ij,...ij->...i", dp, p)[..., None]
-        dp *= p
-        dp *= scale
-        return dp @ k, dp.mT @ q, dv
+        dp *= p  # dS / scale: the scale goes on the (T, d) products, not the (T, Tk) dS
+        dq, dk = dp @ k, dp.mT @ q
+        dq *= scale
+        dk *= scale
+        return dq, dk, dv
     # The same products as einsums: XLA contracts over the named axes directly
     # instead of materialising the transposes.
     dv = xp.einsum("...ts,...te->...se", p, dout)
     dp = xp.einsum("...te,...se->...ts", dout, v)
-    ds = (p * (dp - (dp * p).sum(axis=-1, keepdims=True))) * scale
-    return xp.einsum("...ts,...sd->...td", ds, k), xp.einsum("...ts,...td->...sd", ds, q), dv
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))  # dS / scale
+    dq = xp.einsum("...ts,...sd->...td", ds, k) * scale
+    return dq, xp.einsum("...ts,...td->...sd", ds, q) * scale, dv
 
 
 def _sample(rng: np.random.Generator, n: int, d: int, m: int) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from backprop import _interrupt
+
 _COMPILED: dict[Hashable, Any] = {}
 
 
@@ -35,7 +37,9 @@ def compiled(
         t0 = time.perf_counter()
         executable = _COMPILED.get(key)
         if executable is None:
-            executable = jax.jit(fn, static_argnames=tuple(static)).lower(*args, **static).compile()
+            with _interrupt.deferred():  # Ctrl-C recorded, raised once compiled
+                jitted = jax.jit(fn, static_argnames=tuple(static))
+                executable = jitted.lower(*args, **static).compile()
             if cache:
                 _COMPILED[key] = executable
     return executable, time.perf_counter() - t0

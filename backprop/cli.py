@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from backprop import _interrupt, optim
 from backprop import experiments as E
-from backprop import optim
 from backprop.kernels import BACKENDS
 from backprop.nets import ACTIVATIONS
 from backprop.xor import DEFAULT_LR
@@ -1148,7 +1148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "fit --solver is now --optimizer (train_mlp's name): " + ", ".join(optim.OPTIMIZERS)
             )
         run: Callable[[argparse.Namespace], int] = args.run
-        return run(args)
+        with _interrupt.caught():  # a Ctrl-C is recorded, not only raised: never lost
+            return run(args)
     except KeyboardInterrupt as exc:
         command = _prefix(args)
         saved = getattr(exc, "saved", None)

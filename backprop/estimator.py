@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop import sklearn_step
+from backprop import _interrupt, sklearn_step
 from backprop._validate import check_memory
 from backprop.sklearn_step import Step
 
@@ -358,6 +358,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
+                _interrupt.check()  # a Ctrl-C whose exception was dropped where it landed
                 if self.shuffle:
                     perm = np.arange(n_samples)
                     self._random_state.shuffle(perm)

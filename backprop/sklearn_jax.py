@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop import nets, sklearn_step
+from backprop import _interrupt, nets, sklearn_step
 from backprop.nets import Layer
 from backprop.sklearn_compat import issparse
 
@@ -167,8 +167,10 @@ def gradient_function(est: Any, step: Any, rows: int) -> Any:
                     jnp.asarray(w / sw_sum),
                     scale,
                 )
-            loss, grad = compiled(step.theta, *cache["data"])  # a NumPy argument: the C++ fast path
-            step.grad[...] = np.asarray(grad)
+            with _interrupt.deferred():  # Ctrl-C recorded while JAX compiles and runs
+                # a NumPy argument: the C++ fast path
+                loss, grad = compiled(step.theta, *cache["data"])
+                step.grad[...] = np.asarray(grad)
             return float(loss)
 
     return run
@@ -229,11 +231,12 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
                 live["state"] = tuple(jnp.asarray(a) for a in opt.state())
             lr = opt.epoch_rate()
             t0 = getattr(opt, "t", 0)
-            live["theta"], live["state"], losses = compiled(
-                live["theta"], live["state"], np.asarray(lr, dt), np.asarray(t0, dt), *data,
-                index, w, scale,
-            )  # fmt: skip
-            losses = np.asarray(losses, np.float64)
+            with _interrupt.deferred():  # Ctrl-C recorded while JAX compiles and runs
+                live["theta"], live["state"], losses = compiled(
+                    live["theta"], live["state"], np.asarray(lr, dt), np.asarray(t0, dt), *data,
+                    index, w, scale,
+                )  # fmt: skip
+                losses = np.asarray(losses, np.float64)
         opt.after_epoch(n_batches)
         return float(np.sum(losses * rows) / n)
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop import nets, optim
+from backprop import _interrupt, nets, optim
 from backprop._validate import (
     check_backend,
     check_count,
@@ -592,6 +592,7 @@ def _run_numpy(
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for e in range(E):
+                _interrupt.check()  # a Ctrl-C whose exception was dropped where it landed
                 total = correct = 0.0
                 norms = np.zeros(net.n_layers)
                 for k, n_b in enumerate(rows):
@@ -725,7 +726,8 @@ def _run_jax(
     if val is None:
         val = (X[:1], Y[:1])  # unused placeholders: the compiled function needs arrays
     x64 = dt == np.float64
-    with jax.enable_x64(x64):
+    # Ctrl-C is recorded, not raised, while JAX traces, compiles and runs a chunk
+    with jax.enable_x64(x64), _interrupt.deferred():
         carry, *data = distributed.place_data(
             mesh, _start(plan, params, dt), X, Y, index, weights, val
         )
@@ -755,6 +757,7 @@ def _run_jax(
             while True:
                 t0 = time.perf_counter()
                 carry = jax.block_until_ready(run(carry, *data, until(min(E, done + chunk))))
+                _interrupt.check()  # a Ctrl-C whose exception was dropped (e.g. compiling)
                 seconds = time.perf_counter() - t0
                 train_time += seconds
                 e, stop = int(carry[0]), bool(carry[6])

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from backprop import optim
+from backprop import _interrupt, optim
 from backprop.network import Serial, leaves, rebuild, tree_map
 
 SCHEDULES = ("constant", "cosine")
@@ -387,6 +387,7 @@ def train_net(
                 ) -> Any:
                     carry, total = (params, state, opt_state), 0.0
                     for i in range(steps):
+                        _interrupt.check()
                         carry, loss = one(carry, i, lr, order, key)
                         total = total + loss
                     return (*carry, total / steps)
@@ -402,6 +403,7 @@ def train_net(
         epoch = 0
         start = time.perf_counter()
         for epoch in range(1, epochs + 1):
+            _interrupt.check()  # a Ctrl-C whose exception was dropped where it landed
             t0 = time.perf_counter()
             order = order_rng.permutation(n)[: steps * batch_size]
             done = (epoch - 1) / epochs
@@ -409,15 +411,16 @@ def train_net(
                 done = max(done, (time.perf_counter() - start) / time_limit)
             rate = _schedule(schedule, float(lr), done)
             if backend == "jax":
-                params, state, opt_state, loss = run_epoch(
-                    params,
-                    state,
-                    opt_state,
-                    xp.asarray(rate, dt),
-                    xp.asarray(order),
-                    jax.random.fold_in(base_key, epoch),
-                )
-                loss = float(loss)
+                with _interrupt.deferred():  # recorded, not raised, inside JAX's calls
+                    params, state, opt_state, loss = run_epoch(
+                        params,
+                        state,
+                        opt_state,
+                        xp.asarray(rate, dt),
+                        xp.asarray(order),
+                        jax.random.fold_in(base_key, epoch),
+                    )
+                    loss = float(loss)
             else:
                 total = 0.0
                 for i in range(steps):

@@ -115,17 +115,25 @@ def test_train_step(benchmark, name, backend, how):
 
 
 def interleaved(name: str, repeats: int = 20) -> dict[str, float]:
-    """Median seconds per step: JAX hand, JAX jax.grad, NumPy hand, interleaved (one process)."""
+    """Median seconds per step: JAX hand and JAX jax.grad interleaved, the pair swapping
+    places every round (so neither always follows the other: JAX's runtime keeps a core
+    busy for a moment after a call); then NumPy's hand step on its own (its BLAS threads
+    would otherwise still be spinning when the next JAX call starts)."""
     import time
 
     runs = {how: _setup(name, "jax", how) for how in ("hand", "jax.grad")}
-    runs["numpy"] = _setup(name, "numpy", "hand")
-    times: dict[str, list[float]] = {how: [] for how in runs}
-    for _ in range(repeats):
-        for how, run in runs.items():
+    times: dict[str, list[float]] = {how: [] for how in (*runs, "numpy")}
+    pair = list(runs.items())
+    for r in range(repeats):
+        for how, run in pair if r % 2 == 0 else pair[::-1]:
             t0 = time.perf_counter()
             run()
             times[how].append(time.perf_counter() - t0)
+    numpy_step = _setup(name, "numpy", "hand")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        numpy_step()
+        times["numpy"].append(time.perf_counter() - t0)
     return {how: float(np.median(t)) for how, t in times.items()}
 
 

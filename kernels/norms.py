@@ -66,19 +66,7 @@ def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, ep
     if xp.__name__ == "numpy":
         if axes == (x.ndim - 1,):
             return _layernorm_rows(x, gamma, beta, eps)
-        count = math.prod(x.shape[a] for a in axes)
-        xc = np.subtract(x, first)
-        shift = xc.mean(axis=axes, keepdims=True)
-        xc -= shift
-        mean = first + shift
-        letters = "abcdefgh"[: x.ndim]
-        kept = "".join(letters[a] for a in range(x.ndim) if a not in axes)
-        var = np.einsum(f"{letters},{letters}->{kept}", xc, xc).reshape(mean.shape) / count
-        rstd = 1.0 / np.sqrt(var + eps)
-        xc *= rstd  # xc is now xhat
-        out = xc * gamma
-        out += beta
-        return out, NormCache(xc, rstd, gamma, mean, var)
+        return _batchnorm_blocks(x, gamma, beta, eps)
     xs = x - first
     shift = xs.mean(axis=axes, keepdims=True)
     xc, mean = xs - shift, first + shift
@@ -155,6 +143,97 @@ def _layernorm_rows_backward(dout: Any, cache: NormCache) -> Any:
     return dx.reshape(cache.xhat.shape), dgamma, dbeta
 
 
+def _channel_sums(a: Any, ones: Any) -> Any:
+    """Per-channel sums of a block (m, C, S): BLAS products with vectors of ones."""
+    m, _, size = a.shape
+    if size > 1:
+        return ones[:m] @ (a @ ones[:size])
+    return ones[:m] @ a[:, :, 0]
+
+
+def _batchnorm_blocks(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
+    """NumPy batch norm, the formulas of the JAX path, in sweeps over blocks of the batch.
+
+    x is seen as (N, C, S), S = H W (1 for (N, C) input). Sweep 1 writes
+    ``xs = x - first`` and sums it per channel; sweep 2 subtracts the mean
+    shift and sums squares; sweep 3 scales to xhat and writes ``gamma xhat +
+    beta``. Each sweep works a block of about ``_ROW_BLOCK_BYTES`` at a time,
+    so a block's passes run in cache; the per-channel sums are BLAS products
+    with vectors of ones.
+    """
+    n, c = x.shape[0], x.shape[1]
+    size = math.prod(x.shape[2:])
+    count, dtype = n * size, x.dtype
+    x3 = x.reshape(n, c, size)
+    xhat, out = np.empty_like(x3), np.empty_like(x3)
+    first = x3[:1, :, :1]
+    g3, b3 = gamma.reshape(1, c, 1), beta.reshape(1, c, 1)
+    blocks = _row_blocks(n, c * size, dtype)
+    ones = np.ones(max(blocks[0][1], size), dtype)
+    t = np.empty((blocks[0][1], c, size), dtype)
+    total = np.zeros(c, dtype)
+    with _short_buffers(c if size == 1 else size):
+        for i, j in blocks:
+            np.subtract(x3[i:j], first, out=xhat[i:j])
+            total += _channel_sums(xhat[i:j], ones)
+        shift = (total / count).reshape(1, c, 1)
+        total[:] = 0.0
+        for i, j in blocks:
+            xc, tb = xhat[i:j], t[: j - i]
+            xc -= shift
+            np.multiply(xc, xc, out=tb)
+            total += _channel_sums(tb, ones)
+        var = (total / count).reshape(1, c, 1)
+        rstd = 1.0 / np.sqrt(var + eps)
+        for i, j in blocks:
+            xc, ob = xhat[i:j], out[i:j]
+            xc *= rstd  # xc is now xhat
+            np.multiply(xc, g3, out=ob)
+            ob += b3
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    cache = NormCache(
+        xhat.reshape(x.shape),
+        rstd.reshape(bshape),
+        gamma,
+        (first + shift).reshape(bshape),
+        var.reshape(bshape),
+    )
+    return out.reshape(x.shape), cache
+
+
+def _batchnorm_blocks_backward(dout: Any, cache: NormCache) -> Any:
+    """NumPy batch norm backward, two sweeps over blocks of the batch.
+
+    Sweep 1 sums ``dout xhat`` and ``dout`` per channel (dgamma, dbeta);
+    sweep 2 writes ``dx = gamma rstd (dout - xhat dgamma / M - dbeta / M)``.
+    """
+    xhat = cache.xhat
+    n, c = xhat.shape[0], xhat.shape[1]
+    size = math.prod(xhat.shape[2:])
+    count, dtype = n * size, xhat.dtype
+    x3, g3 = xhat.reshape(n, c, size), dout.reshape(n, c, size)
+    blocks = _row_blocks(n, c * size, dtype)
+    ones = np.ones(max(blocks[0][1], size), dtype)
+    t = np.empty((blocks[0][1], c, size), dtype)
+    dgamma, dbeta = np.zeros(c, dtype), np.zeros(c, dtype)
+    dx = np.empty_like(x3)
+    with _short_buffers(c if size == 1 else size):
+        for i, j in blocks:
+            tb = t[: j - i]
+            np.multiply(g3[i:j], x3[i:j], out=tb)
+            dgamma += _channel_sums(tb, ones)
+            dbeta += _channel_sums(g3[i:j], ones)
+        a, b = (dgamma / count).reshape(1, c, 1), (dbeta / count).reshape(1, c, 1)
+        scale = (cache.gamma * cache.rstd).reshape(1, c, 1)
+        for i, j in blocks:
+            db = dx[i:j]
+            np.multiply(x3[i:j], a, out=db)
+            np.subtract(g3[i:j], db, out=db)
+            db -= b
+            db *= scale
+    return dx.reshape(xhat.shape), dgamma, dbeta
+
+
 def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param: int) -> Any:
     """dx with means over ``axes``; dgamma, dbeta summed over every axis but ``param``."""
     xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
@@ -168,14 +247,7 @@ def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param
         count = math.prod(xhat.shape[a] for a in axes)
         bshape = rstd.shape
         if xp.__name__ == "numpy":
-            letters = "abcdefgh"[: xhat.ndim]
-            dgamma = np.einsum(f"{letters},{letters}->{letters[param]}", dout, xhat)
-            dbeta = dout.sum(axis=other)
-            dx = xhat * (dgamma / count).reshape(bshape)
-            np.subtract(dout, dx, out=dx)
-            dx -= (dbeta / count).reshape(bshape)
-            dx *= gamma * rstd
-            return dx, dgamma, dbeta
+            return _batchnorm_blocks_backward(dout, cache)
         dgamma = (dout * xhat).sum(axis=other)
         dbeta = dout.sum(axis=other)
         dx = gamma * rstd * (dout - (dbeta.reshape(bshape) + xhat * dgamma.reshape(bshape)) / count)

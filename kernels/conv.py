@@ -13,27 +13,28 @@ Its gradients, derived from that sum:
   convolution of dout with w (dout dilated by S, padded by K - 1 - P, w flipped and
   its two channel axes swapped); dx is dxpad without the padding.
 
-NumPy writes those sums as matrix products over window views. With stride 1,
-tap (u, v) of the window at (i, j) is entry ``q + u Wp + v`` of the padded
-image flattened (Wp its padded width, ``q = i Wp + j``), so for each (c, u, v)
-the values over all windows are one contiguous run of Ho Wp entries of the
-flattened image: the windows at every ``q``, including Wp - Wo per row that
-straddle the row's end, whose outputs are computed and dropped and whose
-upstream gradient is 0 (one extra zero row below the padding keeps the last of
-them inside the array). A block of images at a time (about 2 MiB of columns),
-those runs are copied into columns ``cols`` (C KH KW, images Ho Wp): the
-forward is one product ``w (F, C KH KW) @ cols``, dw accumulates ``cols @
-dout^T`` and dx is ``w^T @ dout`` added back onto the flattened images, one
-vectorised add per kernel tap (KH KW adds of whole runs: no loop over pixels
-or windows); the backward copies the columns again from the cached padded
-input rather than keeping them. With a stride above 1 the windows of ``xpad``
-(``numpy.lib.stride_tricks.sliding_window_view``) are laid out once as columns
-(N, C KH KW, Ho Wo): one batched product forward, ``dout @ cols^T`` for dw,
-and ``w^T @ dout`` scattered back one tap at a time for dx. JAX uses its convolution primitive
-(``lax.conv_general_dilated``) for all three: the dw and dx formulas above
-are exactly a dilated convolution and a transposed one, which the primitive
-expresses directly (JAX's own transpose rules for the convolution build the
-same two).
+NumPy writes those sums as matrix products over window views. With stride 1, tap
+(u, v) of the window at (i, j) is entry ``q + u Wp + v`` of the padded image
+flattened (Wp its padded width, ``q = i Wp + j``), so for each (c, u, v) the
+values over all windows are one contiguous run of Ho Wp entries of the flattened
+image: the windows at every ``q``, including Wp - Wo per row that straddle the
+row's end, whose outputs are computed and dropped and whose upstream gradient is
+0 (one extra zero row below the padding keeps the last of them inside the
+array). A block of images at a time (about 2 MiB of columns), those runs are
+copied into columns ``cols`` (C KH KW, images Ho Wp): the forward is one product
+``w (F, C KH KW) @ cols``, dw accumulates ``dout @ cols^T`` (as its transpose,
+the faster product) and dx is ``w^T @ dout`` added back onto the flattened
+images, one vectorised add per kernel tap (KH KW adds of whole runs: no loop
+over pixels or windows); the backward copies the columns again from the cached
+padded input rather than keeping them. With a stride above 1 the windows of
+``xpad`` (``numpy.lib.stride_tricks.sliding_window_view``) are laid out once as
+columns (N, C KH KW, Ho Wo): one batched product forward, ``dout @ cols^T`` for
+dw, and ``w^T @ dout`` scattered back one tap at a time for dx.
+
+JAX uses its convolution primitive (``lax.conv_general_dilated``) for all three:
+the dw and dx formulas above are exactly a dilated convolution and a transposed
+one, which the primitive expresses directly (JAX's own transpose rules for the
+convolution build the same two).
 """
 
 from __future__ import annotations

@@ -104,11 +104,13 @@ def softmax_forward(xp: Any, z: Any) -> tuple[Any, Any]:
         z2 = z.reshape(-1, z.shape[-1])
         p = np.empty_like(z2)
         ones = np.ones(z2.shape[1], z2.dtype)
+        blocks = _row_blocks(z2.shape[0], z2.shape[1], z2.dtype)
+        t = np.empty((min(z2.shape[0], blocks[0][1]) if blocks else 0, z2.shape[1]), z2.dtype)
         with _short_buffers(z2.shape[1]):
-            for i, j in _row_blocks(z2.shape[0], z2.shape[1], z2.dtype):
-                zb, pb = z2[i:j], p[i:j]
-                np.subtract(zb, zb.max(axis=1, keepdims=True), out=pb)
-                np.exp(pb, out=pb)
+            for i, j in blocks:
+                zb, pb, tb = z2[i:j], p[i:j], t[: j - i]
+                np.subtract(zb, zb.max(axis=1, keepdims=True), out=tb)
+                np.exp(tb, out=pb)  # exp's arithmetic hides the first writes to p
                 pb /= (pb @ ones)[:, None]  # the row sums, as one BLAS matrix-vector product
         p = p.reshape(z.shape)
         return p, p

@@ -11,10 +11,10 @@ float32 data and the same upstream gradient:
   ``jax.nn.softmax``, ``lax.conv_general_dilated``, ``lax.reduce_window``,
   the usual layer-norm and attention expressions), jitted: the JAX kernels' peer.
 
-``python -m bench.layers`` times them interleaved (one call of each in turn,
-the starting one rotating, ``--rounds`` times, medians; the ratio is the median of the per-round
-ratios, so a slow spell on a shared machine hits both sides of a ratio) and
-prints the README's table. ``bench/test_bench_layers.py`` times the same
+``python -m bench.layers`` times them interleaved (each with its peer, one
+call of each in turn, ``--rounds`` times, medians; the ratio is the median of
+the per-round ratios, so a slow spell on a shared machine hits both sides of
+a ratio) and prints the README's table. ``bench/test_bench_layers.py`` times the same
 callables under pytest-benchmark.
 """
 
@@ -263,22 +263,30 @@ def _torch_attention(torch: Any, q: Any, k: Any, v: Any) -> Any:
 
 
 def measure(names: tuple[str, ...], rounds: int, impls: tuple[str, ...] = IMPLS) -> dict:
-    """Interleaved timings: ``{name: {impl: [seconds per round]}}``."""
+    """Interleaved timings: ``{name: {impl: [seconds per round]}}``.
+
+    Each implementation is timed in turn with its peer only (NumPy with
+    PyTorch, JAX with jax.vjp), one call of each per round, the two swapping
+    places every round. JAX's CPU runtime keeps a core busy for a few
+    milliseconds after a call returns; when all four ran in one rotation,
+    the call after jax.vjp's (always NumPy's) shared the 2-core machine with
+    it, up to 2x slower than after PyTorch's.
+    """
     one_thread()
+    groups = [[a, b] for a, b in PEER.items() if a in impls and b in impls]
+    groups += [[impl] for impl in impls if not any(impl in g for g in groups)]
     result: dict[str, dict[str, list[float]]] = {}
     for name in names:
         fns = {impl: make(name, impl) for impl in impls}
         for fn in fns.values():
             fn()  # warm up
         times: dict[str, list[float]] = {impl: [] for impl in impls}
-        order = list(fns.items())
-        for r in range(rounds):
-            # Each round starts with the next contender: none always runs right after
-            # the same neighbour (whose leftovers in the caches would favour or slow it).
-            for impl, fn in order[r % len(order) :] + order[: r % len(order)]:
-                t0 = time.perf_counter()
-                fn()
-                times[impl].append(time.perf_counter() - t0)
+        for group in groups:
+            for r in range(rounds):
+                for impl in group[r % 2 :] + group[: r % 2]:
+                    t0 = time.perf_counter()
+                    fns[impl]()
+                    times[impl].append(time.perf_counter() - t0)
         result[name] = times
     return result
 

@@ -13,17 +13,28 @@ Its gradients, derived from that sum:
   convolution of dout with w (dout dilated by S, padded by K - 1 - P, w flipped and
   its two channel axes swapped); dx is dxpad without the padding.
 
-NumPy writes those sums as matrix products over window views: the windows of
-``xpad`` (``numpy.lib.stride_tricks.sliding_window_view``, no copy) are laid
-out once as columns ``cols`` (N, C KH KW, Ho Wo), so the forward is one
-batched product ``w (F, C KH KW) @ cols`` and dw the product ``dout @
-cols^T``; dx is ``w^T @ dout`` scattered back onto the windows, one
-vectorised add per kernel tap (KH KW adds, each over every window at once:
-no loop over pixels or windows). JAX uses its convolution primitive
-(``lax.conv_general_dilated``) for all three: the dw and dx formulas above
-are exactly a dilated convolution and a transposed one, which the primitive
-expresses directly (JAX's own transpose rules for the convolution build the
-same two).
+NumPy writes those sums as matrix products over window views. With stride 1, tap
+(u, v) of the window at (i, j) is entry ``q + u Wp + v`` of the padded image
+flattened (Wp its padded width, ``q = i Wp + j``), so for each (c, u, v) the
+values over all windows are one contiguous run of Ho Wp entries of the flattened
+image: the windows at every ``q``, including Wp - Wo per row that straddle the
+row's end, whose outputs are computed and dropped and whose upstream gradient is
+0 (one extra zero row below the padding keeps the last of them inside the
+array). A block of images at a time (about 2 MiB of columns), those runs are
+copied into columns ``cols`` (C KH KW, images Ho Wp): the forward is one product
+``w (F, C KH KW) @ cols``, dw accumulates ``dout @ cols^T`` (as its transpose,
+the faster product) and dx is ``w^T @ dout`` added back onto the flattened
+images, one vectorised add per kernel tap (KH KW adds of whole runs: no loop
+over pixels or windows); the backward copies the columns again from the cached
+padded input rather than keeping them. With a stride above 1 the windows of
+``xpad`` (``numpy.lib.stride_tricks.sliding_window_view``) are laid out once as
+columns (N, C KH KW, Ho Wo): one batched product forward, ``dout @ cols^T`` for
+dw, and ``w^T @ dout`` scattered back one tap at a time for dx.
+
+JAX uses its convolution primitive (``lax.conv_general_dilated``) for all three:
+the dw and dx formulas above are exactly a dilated convolution and a transposed
+one, which the primitive expresses directly (JAX's own transpose rules for the
+convolution build the same two).
 """
 
 from __future__ import annotations
@@ -33,8 +44,10 @@ import numbers
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ._checks import as_float_array, as_upstream
+from .smooth import _short_buffers
 from .spec import KernelSpec
 
 
@@ -76,8 +89,9 @@ def conv2d_forward(
     out : array, shape (N, F, Ho, Wo), x's dtype
         ``Ho = (H + 2 padding - KH) // stride + 1``, Wo likewise.
     cache : tuple
-        NumPy: ``(cols, w, x shape, stride, padding)``, the window columns;
-        JAX: ``(x, w, stride, padding)``.
+        NumPy: ``(xpad, w, x shape, 1, padding)`` with stride 1 (the padded
+        input, with one extra zero row), ``(cols, w, x shape, stride,
+        padding)`` (the window columns) otherwise; JAX: ``(x, w, stride, padding)``.
 
     Raises
     ------
@@ -116,6 +130,8 @@ def conv2d_forward(
             precision=lax.Precision.HIGHEST,
         )
         return out + b.reshape(1, f, 1, 1), (x, w, s, p)
+    if s == 1:
+        return _conv2d_rows_forward(x, w, b, p)
     if p:
         xpad = np.zeros((n, c, h + 2 * p, wd + 2 * p), x.dtype)
         xpad[:, :, p : p + h, p : p + wd] = x
@@ -154,15 +170,105 @@ def conv2d_backward(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     ho = (h + 2 * p - kh) // s + 1
     wo = (wd + 2 * p - kw) // s + 1
     dout = as_upstream(xp, "dout", dout, (n, f, ho, wo), w.dtype)
+    if s == 1:
+        return _conv2d_rows_backward(dout, cache)
     d3 = dout.reshape(n, f, ho * wo)
     db = dout.sum(axis=(0, 2, 3))
     dw = np.matmul(d3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
     dcols = np.matmul(w.reshape(f, -1).T, d3).reshape(n, c, kh, kw, ho, wo)
     dxpad = np.zeros((n, c, h + 2 * p, wd + 2 * p), w.dtype)
-    for u, v in itertools.product(range(kh), range(kw)):  # one add per tap, all windows
-        dxpad[:, :, u : u + s * (ho - 1) + 1 : s, v : v + s * (wo - 1) + 1 : s] += dcols[:, :, u, v]
+    with _short_buffers(wo):
+        for u, v in itertools.product(range(kh), range(kw)):  # one add per tap, all windows
+            dxpad[:, :, u : u + s * (ho - 1) + 1 : s, v : v + s * (wo - 1) + 1 : s] += dcols[
+                :, :, u, v
+            ]
     dx = dxpad[:, :, p : p + h, p : p + wd] if p else dxpad
     return dx, dw, db
+
+
+_CONV_BLOCK_BYTES = 1 << 21
+"""About this many bytes of window columns per block of images (stride 1, NumPy)."""
+
+
+def _window_runs(xpad: Any, kh: int, kw: int) -> Any:
+    """The stride-1 windows of padded images (m, C, Hp + 1, Wp), as a read-only view.
+
+    Shape (C, KH, KW, m, Ho Wp): entry [c, u, v, n, q] is tap (u, v) of the
+    window at flat position q = i Wp + j of image n, channel c, i.e. entry
+    ``q + u Wp + v`` of that channel's flattened image (see the module docstring).
+    """
+    m, c, hp1, wp = xpad.shape
+    q = (hp1 - kh) * wp  # Ho Wp: Ho = Hp - KH + 1, and hp1 = Hp + 1
+    step = xpad.itemsize
+    strides = (xpad.strides[1], wp * step, step, xpad.strides[0], step)
+    return as_strided(xpad, (c, kh, kw, m, q), strides, writeable=False)
+
+
+def _image_blocks(n: int, rows: int, q: int, dtype: Any) -> tuple[int, list[tuple[int, int]]]:
+    """(images per block, (start, stop) of each block) for columns of ``rows`` x ``q`` an image."""
+    per = max(1, min(n, _CONV_BLOCK_BYTES // (rows * q * np.dtype(dtype).itemsize)))
+    return per, [(i, min(i + per, n)) for i in range(0, n, per)]
+
+
+def _conv2d_rows_forward(x: Any, w: Any, b: Any, p: int) -> tuple[Any, Any]:
+    """NumPy convolution with stride 1 over runs of the flattened padded images."""
+    n, c, h, wd = x.shape
+    f, _, kh, kw = w.shape
+    hp, wp = h + 2 * p, wd + 2 * p
+    ho, wo = hp - kh + 1, wp - kw + 1
+    q, rows = ho * wp, c * kh * kw
+    xpad = np.zeros((n, c, hp + 1, wp), x.dtype)  # + 1 row: room for the straddling windows
+    xpad[:, :, p : p + h, p : p + wd] = x
+    w2 = w.reshape(f, rows)
+    out = np.empty((n, f, ho, wo), x.dtype)
+    per, blocks = _image_blocks(n, rows, q, x.dtype)
+    cols_all, prod_all = np.empty(rows * per * q, x.dtype), np.empty(f * per * q, x.dtype)
+    with _short_buffers(q):
+        for i, j in blocks:
+            m = j - i
+            cols = cols_all[: rows * m * q].reshape(rows, m * q)
+            cols.reshape(c, kh, kw, m, q)[...] = _window_runs(xpad[i:j], kh, kw)
+            prod = prod_all[: f * m * q].reshape(f, m * q)
+            np.matmul(w2, cols, out=prod)
+            # Drop the straddling windows; out[n, f] = prod[f, n] + b[f].
+            valid = prod.reshape(f, m, ho, wp)[..., :wo].transpose(1, 0, 2, 3)
+            np.add(valid, b[:, None, None], out=out[i:j])
+    return out, (xpad, w, (n, c, h, wd), 1, p)
+
+
+def _conv2d_rows_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
+    """The gradients of :func:`_conv2d_rows_forward`, over the same runs."""
+    xpad, w, (n, c, h, wd), _, p = cache
+    f, _, kh, kw = w.shape
+    wp = wd + 2 * p
+    ho, wo = h + 2 * p - kh + 1, wp - kw + 1
+    q, rows = ho * wp, c * kh * kw
+    dtype = xpad.dtype
+    w2t = np.ascontiguousarray(w.reshape(f, rows).T)
+    dwt, db = np.zeros((rows, f), dtype), np.zeros(f, dtype)
+    dxpad = np.zeros_like(xpad)
+    per, blocks = _image_blocks(n, rows, q, dtype)
+    cols_all, dcols_all = np.empty(rows * per * q, dtype), np.empty(rows * per * q, dtype)
+    g_all, ones = np.empty(f * per * q, dtype), np.ones(per * q, dtype)
+    with _short_buffers(q):
+        for i, j in blocks:
+            m = j - i
+            cols = cols_all[: rows * m * q].reshape(rows, m * q)
+            cols.reshape(c, kh, kw, m, q)[...] = _window_runs(xpad[i:j], kh, kw)
+            g = g_all[: f * m * q].reshape(f, m, ho, wp)
+            g[..., :wo] = dout[i:j].transpose(1, 0, 2, 3)
+            g[..., wo:] = 0.0  # the straddling windows: no upstream gradient
+            g = g.reshape(f, m * q)
+            db += g @ ones[: m * q]
+            dwt += cols @ g.T
+            dcols = dcols_all[: rows * m * q].reshape(rows, m * q)
+            np.matmul(w2t, g, out=dcols)
+            runs = dcols.reshape(c, kh, kw, m, q)
+            flat = dxpad[i:j].reshape(m, c, -1)
+            for u, v in itertools.product(range(kh), range(kw)):  # one add per tap
+                flat[:, :, u * wp + v : u * wp + v + q] += runs[:, u, v].transpose(1, 0, 2)
+    dx = dxpad[:, :, p : p + h, p : p + wd]
+    return dx, dwt.T.reshape(w.shape), db
 
 
 def _conv2d_backward_jax(xp: Any, dout: Any, cache: Any) -> tuple[Any, Any, Any]:

@@ -16,9 +16,14 @@ import numpy as np
 from ._checks import as_float_array, as_upstream
 from .spec import KernelSpec
 
+_ONE_HOT_ROWS = 16
 _ONE_HOT_LIMIT = 1 << 22
-"""Below this many (rows x lookups), NumPy's backward is one product with the one-hot
-matrix (BLAS, no Python-level scatter); above it, ``numpy.add.at``."""
+"""NumPy's backward is one product with the one-hot matrix (BLAS) for tables of at
+most ``_ONE_HOT_ROWS`` rows and at most this many (rows x lookups); otherwise it
+sorts the lookups by index and sums each index's run of upstream rows."""
+_SEGMENT_LOOP = 256
+"""Up to this many distinct indices, each run is summed by a BLAS product with ones
+(one Python step per index); above it, by ``numpy.add.reduceat`` in one call."""
 
 
 def embedding_forward(xp: Any, idx: Any, table: Any) -> tuple[Any, Any]:
@@ -70,7 +75,7 @@ def embedding_forward(xp: Any, idx: Any, table: Any) -> tuple[Any, Any]:
                 f"{table.shape[0]} rows), got values in [{low}, {high}]"
             )
     if xp.__name__ == "numpy":
-        return table[idx], (idx, table)
+        return np.take(table, idx, axis=0), (idx, table)
     # Checked above when concrete: no negative-index wrapping; a traced index out
     # of range is clamped (JAX's rule for a gather), and the backward adds its
     # row's gradient to the same clamped row, the derivative of what was computed.
@@ -99,19 +104,36 @@ def embedding_backward(xp: Any, dout: Any, cache: Any) -> Any:
     rows = dout.reshape(-1, table.shape[1])
     if xp.__name__ == "numpy":
         v = table.shape[0]
-        if v * flat.size <= _ONE_HOT_LIMIT:
+        if v <= _ONE_HOT_ROWS and v * flat.size <= _ONE_HOT_LIMIT:
             # The same sum as one matrix product: onehot(idx)^T (V, L) @ dout (L, D).
             onehot = np.equal(flat, np.arange(v).reshape(v, 1)).astype(table.dtype)
             return onehot @ rows
-        dtable = np.zeros(table.shape, table.dtype)
-        np.add.at(dtable, flat, rows)
-        return dtable
+        return _sorted_sums(flat, rows, table)
     # mode="clip": onto the row the forward read (see embedding_forward).
     return (
         xp.zeros(table.shape, table.dtype)
         .at[flat]
         .add(rows, mode="clip", wrap_negative_indices=False)
     )
+
+
+def _sorted_sums(flat: Any, rows: Any, table: Any) -> Any:
+    """dtable by sorting: the upstream rows grouped by index, each group summed."""
+    dtable = np.zeros(table.shape, table.dtype)
+    if flat.size == 0:
+        return dtable
+    order = np.argsort(flat, kind="stable")
+    keys = flat[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    grouped = np.take(rows, order, axis=0)
+    if len(starts) > _SEGMENT_LOOP:
+        dtable[keys[starts]] = np.add.reduceat(grouped, starts, axis=0)
+        return dtable
+    ends = [*starts[1:].tolist(), flat.size]
+    ones = np.ones(int(np.max(np.subtract(ends, starts))), table.dtype)
+    for a, b in zip(starts.tolist(), ends, strict=True):
+        dtable[keys[a]] = ones[: b - a] @ grouped[a:b]
+    return dtable
 
 
 def _sample(rng: np.random.Generator, n: int, d: int, m: int) -> dict[str, Any]:

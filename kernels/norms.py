@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._checks import as_float_array, as_upstream
+from .smooth import _row_blocks, _short_buffers
 from .spec import KernelSpec
 
 
@@ -65,19 +66,7 @@ def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, ep
     if xp.__name__ == "numpy":
         if axes == (x.ndim - 1,):
             return _layernorm_rows(x, gamma, beta, eps)
-        count = math.prod(x.shape[a] for a in axes)
-        xc = np.subtract(x, first)
-        shift = xc.mean(axis=axes, keepdims=True)
-        xc -= shift
-        mean = first + shift
-        letters = "abcdefgh"[: x.ndim]
-        kept = "".join(letters[a] for a in range(x.ndim) if a not in axes)
-        var = np.einsum(f"{letters},{letters}->{kept}", xc, xc).reshape(mean.shape) / count
-        rstd = 1.0 / np.sqrt(var + eps)
-        xc *= rstd  # xc is now xhat
-        out = xc * gamma
-        out += beta
-        return out, NormCache(xc, rstd, gamma, mean, var)
+        return _batchnorm_blocks(x, gamma, beta, eps)
     xs = x - first
     shift = xs.mean(axis=axes, keepdims=True)
     xc, mean = xs - shift, first + shift
@@ -87,36 +76,35 @@ def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, ep
     return xhat * gamma + beta, NormCache(xhat, rstd, gamma, mean, var)
 
 
-_BLOCK = 1 << 16
-"""Entries per block of rows in NumPy's layer norm: a block's passes stay in cache."""
-
-
 def _layernorm_rows(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
     """NumPy layer norm, the formulas of the JAX path, a block of rows at a time.
 
     Rows are independent, so every pass over a block runs in cache instead of
-    streaming the whole array from memory once per operation.
+    streaming the whole array from memory once per operation. The row sums
+    are BLAS matrix-vector products with a vector of ones (a third of the
+    time of ``sum(axis=1)``), and the ufuncs that broadcast one value per row
+    or one row run without NumPy's buffering (:func:`.smooth._short_buffers`).
     """
     d = x.shape[-1]
     x2 = x.reshape(-1, d)
     rows = x2.shape[0]
     xhat, out = np.empty_like(x2), np.empty_like(x2)
-    mean, var = np.empty((rows, 1), x.dtype), np.empty((rows, 1), x.dtype)
-    step = max(1, _BLOCK // d)
-    for i in range(0, rows, step):
-        j = min(i + step, rows)
-        xb, xc, ob = x2[i:j], xhat[i:j], out[i:j]
-        first = xb[:, :1]
-        np.subtract(xb, first, out=xc)
-        shift = xc.mean(axis=1, keepdims=True)
-        xc -= shift
-        mean[i:j] = first + shift
-        var[i:j, 0] = np.vecdot(xc, xc) / d
-        xc *= 1.0 / np.sqrt(var[i:j] + eps)
-        np.multiply(xc, gamma, out=ob)
-        ob += beta
+    mean, var, rstd = (np.empty((rows, 1), x.dtype) for _ in range(3))
+    ones = np.ones(d, x.dtype)
+    with _short_buffers(d):
+        for i, j in _row_blocks(rows, d, x.dtype):
+            xb, xc, ob, rb = x2[i:j], xhat[i:j], out[i:j], rstd[i:j]
+            first = xb[:, :1]
+            np.subtract(xb, first, out=xc)
+            shift = (xc @ ones)[:, None] / d  # mean(xc)
+            xc -= shift
+            np.add(first, shift, out=mean[i:j])
+            var[i:j, 0] = np.vecdot(xc, xc) / d
+            np.divide(1.0, np.sqrt(var[i:j] + eps), out=rb)
+            xc *= rb
+            np.multiply(xc, gamma, out=ob)
+            ob += beta
     lead = (*x.shape[:-1], 1)
-    rstd = 1.0 / np.sqrt(var + eps)
     cache = NormCache(
         xhat.reshape(x.shape), rstd.reshape(lead), gamma, mean.reshape(lead), var.reshape(lead)
     )
@@ -124,30 +112,126 @@ def _layernorm_rows(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
 
 
 def _layernorm_rows_backward(dout: Any, cache: NormCache) -> Any:
-    """NumPy layer norm backward, the formulas of the JAX path, a block of rows at a time."""
+    """NumPy layer norm backward, the formulas of the JAX path, a block of rows at a time.
+
+    The sums over rows (dgamma, dbeta) and along rows (the two means) are
+    BLAS matrix-vector products, with a vector of ones or with gamma.
+    """
     d = cache.xhat.shape[-1]
     xhat, rstd = cache.xhat.reshape(-1, d), cache.rstd.reshape(-1, 1)
     gamma = cache.gamma
     g2 = dout.reshape(-1, d)
-    rows = g2.shape[0]
+    rows, dtype = g2.shape[0], xhat.dtype
     dx = np.empty_like(xhat)
-    dgamma, dbeta = np.zeros(d, xhat.dtype), np.zeros(d, xhat.dtype)
-    step = max(1, _BLOCK // d)
-    t = np.empty((min(step, rows), d), xhat.dtype)
-    for i in range(0, rows, step):
-        j = min(i + step, rows)
-        gb, xb, db, tb = g2[i:j], xhat[i:j], dx[i:j], t[: j - i]
-        np.multiply(gb, xb, out=tb)
-        dgamma += tb.sum(axis=0)
-        dbeta += gb.sum(axis=0)
-        m2 = (tb @ gamma)[:, None] / d  # mean(g xhat), g = dout gamma
-        m1 = (gb @ gamma)[:, None] / d  # mean(g)
-        np.multiply(gb, gamma, out=db)
-        np.multiply(xb, m2, out=tb)
-        db -= tb
-        db -= m1
-        db *= rstd[i:j]
+    dgamma, dbeta = np.zeros(d, dtype), np.zeros(d, dtype)
+    blocks = _row_blocks(rows, d, dtype)
+    step = min(rows, blocks[0][1]) if blocks else 0
+    t, ones = np.empty((step, d), dtype), np.ones(step, dtype)
+    with _short_buffers(d):
+        for i, j in blocks:
+            gb, xb, db, tb, ob = g2[i:j], xhat[i:j], dx[i:j], t[: j - i], ones[: j - i]
+            np.multiply(gb, xb, out=tb)
+            dgamma += ob @ tb
+            dbeta += ob @ gb
+            m2 = (tb @ gamma)[:, None] / d  # mean(g xhat), g = dout gamma
+            m1 = (gb @ gamma)[:, None] / d  # mean(g)
+            np.multiply(gb, gamma, out=db)
+            np.multiply(xb, m2, out=tb)
+            db -= tb
+            db -= m1
+            db *= rstd[i:j]
     return dx.reshape(cache.xhat.shape), dgamma, dbeta
+
+
+def _channel_sums(a: Any, ones: Any) -> Any:
+    """Per-channel sums of a block (m, C, S): BLAS products with vectors of ones."""
+    m, _, size = a.shape
+    if size > 1:
+        return ones[:m] @ (a @ ones[:size])
+    return ones[:m] @ a[:, :, 0]
+
+
+def _batchnorm_blocks(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
+    """NumPy batch norm, the formulas of the JAX path, in sweeps over blocks of the batch.
+
+    x is seen as (N, C, S), S = H W (1 for (N, C) input). Sweep 1 writes
+    ``xs = x - first`` and sums it per channel; sweep 2 subtracts the mean
+    shift and sums squares; sweep 3 scales to xhat and writes ``gamma xhat +
+    beta``. Each sweep works a block of about ``_ROW_BLOCK_BYTES`` at a time,
+    so a block's passes run in cache; the per-channel sums are BLAS products
+    with vectors of ones.
+    """
+    n, c = x.shape[0], x.shape[1]
+    size = math.prod(x.shape[2:])
+    count, dtype = n * size, x.dtype
+    x3 = x.reshape(n, c, size)
+    xhat, out = np.empty_like(x3), np.empty_like(x3)
+    first = x3[:1, :, :1]
+    g3, b3 = gamma.reshape(1, c, 1), beta.reshape(1, c, 1)
+    blocks = _row_blocks(n, c * size, dtype)
+    ones = np.ones(max(blocks[0][1], size), dtype)
+    t = np.empty((blocks[0][1], c, size), dtype)
+    total = np.zeros(c, dtype)
+    with _short_buffers(c if size == 1 else size):
+        for i, j in blocks:
+            np.subtract(x3[i:j], first, out=xhat[i:j])
+            total += _channel_sums(xhat[i:j], ones)
+        shift = (total / count).reshape(1, c, 1)
+        total[:] = 0.0
+        for i, j in blocks:
+            xc, tb = xhat[i:j], t[: j - i]
+            xc -= shift
+            np.multiply(xc, xc, out=tb)
+            total += _channel_sums(tb, ones)
+        var = (total / count).reshape(1, c, 1)
+        rstd = 1.0 / np.sqrt(var + eps)
+        for i, j in blocks:
+            xc, ob = xhat[i:j], out[i:j]
+            xc *= rstd  # xc is now xhat
+            np.multiply(xc, g3, out=ob)
+            ob += b3
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    cache = NormCache(
+        xhat.reshape(x.shape),
+        rstd.reshape(bshape),
+        gamma,
+        (first + shift).reshape(bshape),
+        var.reshape(bshape),
+    )
+    return out.reshape(x.shape), cache
+
+
+def _batchnorm_blocks_backward(dout: Any, cache: NormCache) -> Any:
+    """NumPy batch norm backward, two sweeps over blocks of the batch.
+
+    Sweep 1 sums ``dout xhat`` and ``dout`` per channel (dgamma, dbeta);
+    sweep 2 writes ``dx = gamma rstd (dout - xhat dgamma / M - dbeta / M)``.
+    """
+    xhat = cache.xhat
+    n, c = xhat.shape[0], xhat.shape[1]
+    size = math.prod(xhat.shape[2:])
+    count, dtype = n * size, xhat.dtype
+    x3, g3 = xhat.reshape(n, c, size), dout.reshape(n, c, size)
+    blocks = _row_blocks(n, c * size, dtype)
+    ones = np.ones(max(blocks[0][1], size), dtype)
+    t = np.empty((blocks[0][1], c, size), dtype)
+    dgamma, dbeta = np.zeros(c, dtype), np.zeros(c, dtype)
+    dx = np.empty_like(x3)
+    with _short_buffers(c if size == 1 else size):
+        for i, j in blocks:
+            tb = t[: j - i]
+            np.multiply(g3[i:j], x3[i:j], out=tb)
+            dgamma += _channel_sums(tb, ones)
+            dbeta += _channel_sums(g3[i:j], ones)
+        a, b = (dgamma / count).reshape(1, c, 1), (dbeta / count).reshape(1, c, 1)
+        scale = (cache.gamma * cache.rstd).reshape(1, c, 1)
+        for i, j in blocks:
+            db = dx[i:j]
+            np.multiply(x3[i:j], a, out=db)
+            np.subtract(g3[i:j], db, out=db)
+            db -= b
+            db *= scale
+    return dx.reshape(xhat.shape), dgamma, dbeta
 
 
 def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param: int) -> Any:
@@ -163,14 +247,7 @@ def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param
         count = math.prod(xhat.shape[a] for a in axes)
         bshape = rstd.shape
         if xp.__name__ == "numpy":
-            letters = "abcdefgh"[: xhat.ndim]
-            dgamma = np.einsum(f"{letters},{letters}->{letters[param]}", dout, xhat)
-            dbeta = dout.sum(axis=other)
-            dx = xhat * (dgamma / count).reshape(bshape)
-            np.subtract(dout, dx, out=dx)
-            dx -= (dbeta / count).reshape(bshape)
-            dx *= gamma * rstd
-            return dx, dgamma, dbeta
+            return _batchnorm_blocks_backward(dout, cache)
         dgamma = (dout * xhat).sum(axis=other)
         dbeta = dout.sum(axis=other)
         dx = gamma * rstd * (dout - (dbeta.reshape(bshape) + xhat * dgamma.reshape(bshape)) / count)

@@ -10,7 +10,9 @@ float64 by the tests.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,10 +30,48 @@ _BLOCK = 1 << 15
 streaming the whole array from memory once per operation."""
 
 
-def _blocks(rows: int, width: int) -> list[tuple[int, int]]:
-    """(start, stop) of consecutive blocks of about ``_BLOCK`` entries, whole rows each."""
-    step = max(1, _BLOCK // max(width, 1))
+_ROW_BLOCK_BYTES = 1 << 20
+"""Bytes per block of rows for the row-wise kernels on NumPy (softmax here, layer
+norm in :mod:`.norms`): large enough that the Python work per block and the
+per-row overheads of the broadcasting ufuncs stay small, small enough that a
+block's few arrays stay in cache between passes."""
+
+
+def _blocks(rows: int, width: int, block: int = _BLOCK) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive blocks of about ``block`` entries, whole rows each."""
+    step = max(1, block // max(width, 1))
     return [(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
+def _row_blocks(rows: int, width: int, dtype: Any) -> list[tuple[int, int]]:
+    """:func:`_blocks` of about ``_ROW_BLOCK_BYTES`` each."""
+    return _blocks(rows, width, _ROW_BLOCK_BYTES // np.dtype(dtype).itemsize)
+
+
+_SHORT_BUFFER = 1024
+
+
+@contextlib.contextmanager
+def _short_buffers(run: int) -> Iterator[None]:
+    """NumPy's ufunc buffer at most ``run`` (and 1024) entries long, inside the block.
+
+    ``run``: the length of the contiguous inner runs the block's ufuncs work
+    on (a row's width). A ufunc whose operands do not flatten into one
+    contiguous run (one value per row broadcast along its row, one row
+    broadcast over rows, strided windows of an image) goes through NumPy's
+    buffered iterator; when its buffer (8192 entries by default) holds two
+    runs or more, the iterator copies the operands through the buffer to
+    make longer inner loops, which makes these operations 1.5-3x slower
+    than running on the arrays directly (NumPy 2.4; rows of 1024 broadcast
+    against a column, or runs of 1088 added onto strided image windows).
+    Runs shorter than 256 keep the default, which suits them better.
+    ``numpy.errstate`` scopes the setting: the caller's buffer size is back on exit.
+    """
+    with np.errstate():
+        size = min(_SHORT_BUFFER, run - run % 16)
+        if run >= 256 and np.getbufsize() > size:
+            np.setbufsize(size)
+        yield
 
 
 def softmax_forward(xp: Any, z: Any) -> tuple[Any, Any]:
@@ -63,11 +103,15 @@ def softmax_forward(xp: Any, z: Any) -> tuple[Any, Any]:
     if _numpy(xp):
         z2 = z.reshape(-1, z.shape[-1])
         p = np.empty_like(z2)
-        for i, j in _blocks(z2.shape[0], z2.shape[1]):
-            zb, pb = z2[i:j], p[i:j]
-            np.subtract(zb, zb.max(axis=1, keepdims=True), out=pb)
-            np.exp(pb, out=pb)
-            pb /= pb.sum(axis=1, keepdims=True)
+        ones = np.ones(z2.shape[1], z2.dtype)
+        blocks = _row_blocks(z2.shape[0], z2.shape[1], z2.dtype)
+        t = np.empty((min(z2.shape[0], blocks[0][1]) if blocks else 0, z2.shape[1]), z2.dtype)
+        with _short_buffers(z2.shape[1]):
+            for i, j in blocks:
+                zb, pb, tb = z2[i:j], p[i:j], t[: j - i]
+                np.subtract(zb, zb.max(axis=1, keepdims=True), out=tb)
+                np.exp(tb, out=pb)  # exp's arithmetic hides the first writes to p
+                pb /= (pb @ ones)[:, None]  # the row sums, as one BLAS matrix-vector product
         p = p.reshape(z.shape)
         return p, p
     e = xp.exp(z - z.max(axis=-1, keepdims=True))
@@ -97,10 +141,11 @@ def softmax_backward(xp: Any, dout: Any, cache: Any) -> Any:
     if _numpy(xp):
         p2, g2 = p.reshape(-1, p.shape[-1]), dout.reshape(-1, p.shape[-1])
         dz = np.empty_like(p2)
-        for i, j in _blocks(p2.shape[0], p2.shape[1]):
-            pb, gb, db = p2[i:j], g2[i:j], dz[i:j]
-            np.subtract(gb, np.vecdot(gb, pb)[:, None], out=db)
-            db *= pb
+        with _short_buffers(p2.shape[1]):
+            for i, j in _row_blocks(p2.shape[0], p2.shape[1], p2.dtype):
+                pb, gb, db = p2[i:j], g2[i:j], dz[i:j]
+                np.subtract(gb, np.vecdot(gb, pb)[:, None], out=db)
+                db *= pb
         return dz.reshape(p.shape)
     return p * (dout - (dout * p).sum(axis=-1, keepdims=True))
 

@@ -675,15 +675,23 @@ def test_dropout_routes_through_its_own_mask(backend, p, seed, shape):
     np.testing.assert_array_equal(K.dropout_backward(g, mask), g * mask)
 
 
-def test_embedding_backward_by_add_at_equals_the_one_hot_product(monkeypatch):
-    """NumPy's two routes to dtable (one-hot product, numpy.add.at) give the same sums."""
+@pytest.mark.parametrize("rows", [6, 300])
+def test_embedding_backward_s_numpy_routes_give_the_same_sums(monkeypatch, rows):
+    """NumPy's three routes to dtable (the one-hot product; sorting, then one product with
+    ones per index or numpy.add.reduceat over many indices) give the per-index sums."""
     from backprop.kernels import embedding
 
     K = get_backend("numpy")
     rng = np.random.default_rng(0)
-    idx, table = rng.integers(0, 6, (7, 3)), u(rng, 6, 4)
+    idx, table = rng.integers(0, rows, (97, 3)), u(rng, rows, 4)
     out, cache = K.embedding_forward(idx, table)
     g = u(rng, *out.shape)
-    by_product = K.embedding_backward(g, cache)
-    monkeypatch.setattr(embedding, "_ONE_HOT_LIMIT", 0)
-    np.testing.assert_allclose(K.embedding_backward(g, cache), by_product, rtol=1e-14)
+    want = np.zeros_like(table)
+    for i, row in zip(idx.ravel(), g.reshape(-1, 4), strict=True):
+        want[i] += row
+    routes = {"one-hot": (10**9, 10**9, 256), "per index": (0, 0, 10**9), "reduceat": (0, 0, 0)}
+    for name, (limit, one_hot_rows, loop) in routes.items():
+        monkeypatch.setattr(embedding, "_ONE_HOT_LIMIT", limit)
+        monkeypatch.setattr(embedding, "_ONE_HOT_ROWS", one_hot_rows)
+        monkeypatch.setattr(embedding, "_SEGMENT_LOOP", loop)
+        np.testing.assert_allclose(K.embedding_backward(g, cache), want, rtol=1e-13, err_msg=name)

@@ -67,6 +67,8 @@ def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, ep
         if axes == (x.ndim - 1,):
             return _layernorm_rows(x, gamma, beta, eps)
         return _batchnorm_blocks(x, gamma, beta, eps)
+    if axes == (x.ndim - 1,):
+        return _layernorm_rows_xla(xp, x, gamma, beta, eps)
     xs = x - first
     shift = xs.mean(axis=axes, keepdims=True)
     xc, mean = xs - shift, first + shift
@@ -74,6 +76,48 @@ def _normalise(xp: Any, x: Any, axes: tuple[int, ...], gamma: Any, beta: Any, ep
     rstd = 1.0 / xp.sqrt(var + eps)
     xhat = xc * rstd
     return xhat * gamma + beta, NormCache(xhat, rstd, gamma, mean, var)
+
+
+def _layernorm_rows_xla(xp: Any, x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
+    """JAX layer norm: NumPy's formulas, its row sums as products with a vector of ones.
+
+    XLA on CPU runs a matrix-vector product much faster than a reduction
+    along rows (forward and backward together: 18 ms against 30 ms at
+    (4096, 1024) in float32).
+    """
+    d = x.shape[-1]
+    x2 = x.reshape(-1, d)
+    ones = xp.ones((d, 1), x.dtype)
+    first = x2[:, :1]
+    xs = x2 - first
+    shift = (xs @ ones) / d  # mean(xs)
+    xc = xs - shift
+    var = ((xc * xc) @ ones) / d
+    rstd = 1.0 / xp.sqrt(var + eps)
+    xhat = xc * rstd
+    lead = (*x.shape[:-1], 1)
+    cache = NormCache(
+        xhat.reshape(x.shape),
+        rstd.reshape(lead),
+        gamma,
+        (first + shift).reshape(lead),
+        var.reshape(lead),
+    )
+    return (xhat * gamma + beta).reshape(x.shape), cache
+
+
+def _layernorm_rows_xla_backward(xp: Any, dout: Any, cache: NormCache) -> Any:
+    """JAX layer norm backward: NumPy's formulas, every sum a matrix-vector product."""
+    d = cache.xhat.shape[-1]
+    xhat, rstd, gamma = cache.xhat.reshape(-1, d), cache.rstd.reshape(-1, 1), cache.gamma
+    g2 = dout.reshape(-1, d)
+    ones = xp.ones((1, g2.shape[0]), g2.dtype)
+    t = g2 * xhat
+    dgamma, dbeta = (ones @ t)[0], (ones @ g2)[0]
+    m2 = (t @ gamma)[:, None] / d  # mean(g xhat), g = dout gamma
+    m1 = (g2 @ gamma)[:, None] / d  # mean(g)
+    dx = (g2 * gamma - xhat * m2 - m1) * rstd
+    return dx.reshape(cache.xhat.shape), dgamma, dbeta
 
 
 def _layernorm_rows(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
@@ -239,7 +283,6 @@ def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param
     xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
     dout = as_upstream(xp, "dout", dout, tuple(xhat.shape), xhat.dtype)
     other = tuple(a for a in range(xhat.ndim) if a != param)
-    shape = (xhat.shape[param],)
     if param not in axes:
         # Batch norm: gamma is constant over the statistics' axes, so mean(g) =
         # gamma dbeta / M and mean(g xhat) = gamma dgamma / M (M entries per
@@ -254,12 +297,7 @@ def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param
         return dx, dgamma, dbeta
     if xp.__name__ == "numpy":
         return _layernorm_rows_backward(dout, cache)
-    dgamma = (dout * xhat).sum(axis=other).reshape(shape)
-    dbeta = dout.sum(axis=other).reshape(shape)
-    g = dout * gamma
-    m1 = g.mean(axis=axes, keepdims=True)
-    m2 = (g * xhat).mean(axis=axes, keepdims=True)
-    return (g - m1 - xhat * m2) * rstd, dgamma, dbeta
+    return _layernorm_rows_xla_backward(xp, dout, cache)
 
 
 def layernorm_forward(

@@ -73,3 +73,14 @@ def caught() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
         _pending = False
+
+
+def ignore_further() -> None:
+    """Ignore SIGINT from now on (main thread only): the command is already stopping.
+
+    A second Ctrl-C, or a SIGINT whose Python-level handler had not run yet,
+    would otherwise raise during the exit and end the process by the signal
+    (status -2) after the one-line message.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

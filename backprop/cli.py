@@ -1130,6 +1130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 ok, 1 a failed check, 2 an error (one line on stderr), 130 interrupted
     (Ctrl-C; one line), 141 stdout closed under us (a pipe whose reader left).
     """
+    program = argv is None  # run as the program (python -m backprop), not from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv = _import_user_modules(argv)
@@ -1151,6 +1152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _interrupt.caught():  # a Ctrl-C is recorded, not only raised: never lost
             return run(args)
     except KeyboardInterrupt as exc:
+        if program:  # leaving: a second Ctrl-C must not cut the exit short
+            _interrupt.ignore_further()
         command = _prefix(args)
         saved = getattr(exc, "saved", None)
         kept = f"; the parameters so far are in {saved}" if saved else ""

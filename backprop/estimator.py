@@ -42,6 +42,7 @@ checks and a label binariser written here.
 from __future__ import annotations
 
 import itertools
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -355,9 +356,13 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         dense = not compat.issparse(X_train)
         run_epoch = self._epoch_runner(step, X_train, Y_train, sw_train, batch_size)
 
+        # JAX, quiet, no validation split, not partial_fit: many epochs per compiled call
+        chunked = self.backend == "jax" and not (early_stopping or incremental or self.verbose)
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
+            if chunked:
+                self._run_chunks(run_epoch, opt, sample_idx)
+            for _ in range(0 if chunked else self.max_iter):
                 _interrupt.check()  # a Ctrl-C whose exception was dropped where it landed
                 if self.shuffle:
                     perm = np.arange(n_samples)
@@ -404,6 +409,60 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _run_chunks(self, runner: Any, opt: Any, sample_idx: np.ndarray) -> None:
+        """The epoch loop of :meth:`_fit_stochastic`, up to ``runner.capacity`` epochs per
+        compiled call (:func:`backprop.sklearn_jax.epoch_runner`'s ``chunk``), each call
+        sized to take about a quarter of a second so that Ctrl-C is seen soon.
+
+        The same statements in the same order: each epoch's shuffle drawn here (the
+        ``RandomState`` rewound and replayed to the stopping epoch when the rule stops
+        inside a chunk), the loss, ``t_``, the no-improvement rule, the rate after the
+        epoch and the solver's reaction to the rule in the graph, the loss curve and
+        ``ConvergenceWarning`` here.
+        """
+        n_samples = sample_idx.shape[0]
+        rs = self._random_state
+        per_epoch = None  # seconds, measured on the previous chunk
+        while self.n_iter_ < self.max_iter:
+            _interrupt.check()  # a Ctrl-C whose exception was dropped where it landed
+            k = min(self.max_iter - self.n_iter_, runner.capacity)
+            k = 1 if per_epoch is None else max(1, min(k, int(0.25 / max(per_epoch, 1e-7))))
+            orders = None
+            if self.shuffle:
+                before, orders = rs.get_state(), []
+                for _ in range(k):
+                    perm = np.arange(n_samples)
+                    rs.shuffle(perm)
+                    sample_idx = sample_idx[perm]
+                    orders.append(sample_idx)
+            rates = [opt.rate_after(self.t_ + (j + 1) * n_samples) for j in range(k)]
+            rates = np.array([np.nan if r is None else r for r in rates])
+            start = time.perf_counter()
+            res = runner.chunk(
+                orders, opt, self.best_loss_, self._no_improvement_count, rates,
+                float(self.tol), float(self.n_iter_no_change),
+            )  # fmt: skip
+            done = len(res.losses)
+            per_epoch = (time.perf_counter() - start) / max(done, 1)
+            if orders is not None and done < k:  # stopped early: as if only `done` were drawn
+                rs.set_state(before)
+                for _ in range(done):
+                    rs.shuffle(np.arange(n_samples))
+            self.n_iter_ += done
+            self.t_ += done * n_samples
+            self.loss_curve_.extend(res.losses)
+            self.loss_ = res.losses[-1] if done else self.loss_
+            self.best_loss_, self._no_improvement_count = res.best, res.count
+            opt.set_epoch_rate(res.rate)
+            if res.stopped:
+                return
+        warnings.warn(
+            f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+            "optimization hasn't converged yet.",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
 
     def _epoch_runner(self, step: Step, X: Any, Y: np.ndarray, sw: Any, batch_size: int) -> Any:
         """``run(order, opt, dense) -> epoch loss``: one pass of ``gen_batches``."""

@@ -29,7 +29,7 @@ Sparse X is densified (JAX has no sparse matmul here). ``loss="poisson"``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -247,24 +247,81 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
         for mine, theirs in zip(live["opt"].state(), live["state"], strict=True):
             mine[...] = np.asarray(theirs)
 
+    chunk_layout = _chunk_capacity(n_batches, width, est.shuffle)
+    trigger, trigger_key = sklearn_step.SOLVERS[est.solver].pure_trigger(est)
+    chunked = _compiled_chunk(
+        net, out, tuple(shapes), update, hyper, trigger, trigger_key, mesh, est.shuffle
+    )
+    rows_f = np.asarray(rows, np.float64)
+
+    def chunk(orders: Any, opt: Any, best: float, count: int, rates: np.ndarray,
+              tol: float, patience: float) -> Chunk:  # fmt: skip
+        """Up to ``len(rates)`` epochs (``orders``: each one's row order, or None without
+        shuffling) in one compiled call; ``rates[e]``: the rate after epoch e, or NaN."""
+        k = len(rates)
+        cap = chunk_layout
+        padded = np.full(cap, np.nan)
+        padded[:k] = rates
+        with jax.enable_x64(x64):
+            if orders is None:
+                lay = fixed
+            else:
+                parts = [layout(o) for o in orders]
+                blank = tuple(np.zeros_like(a) for a in parts[0])
+                parts += [blank] * (cap - k)
+                lay = tuple(jnp.asarray(np.stack(a)) for a in zip(*parts, strict=True))
+            if not live:
+                live["opt"] = opt
+                live["theta"] = jnp.asarray(step.theta)
+                live["state"] = tuple(jnp.asarray(a) for a in opt.state())
+            lr = opt.epoch_rate()
+            t0 = getattr(opt, "t", 0)
+        with jax.enable_x64(True), _interrupt.deferred():  # the epoch's end in float64
+            theta, state, _, e, lr, best, count, losses, stop = chunked(
+                live["theta"], live["state"], np.asarray(t0, dt), np.float64(lr),
+                np.float64(best), np.int64(count), np.int32(k), np.float64(tol),
+                np.float64(patience), padded, rows_f, np.float64(n), *data, *lay,
+            )  # fmt: skip
+            live["theta"], live["state"] = theta, state
+            epochs = int(e)
+            result = Chunk(
+                losses=[float(v) for v in np.asarray(losses)[:epochs]],
+                rate=float(lr), best=float(best), count=int(count), stopped=bool(stop),
+            )  # fmt: skip
+        opt.after_epoch(n_batches * epochs)
+        return result
+
     run.sync = sync  # type: ignore[attr-defined]
+    run.chunk = chunk  # type: ignore[attr-defined]
+    run.capacity = chunk_layout  # type: ignore[attr-defined]
     return run
 
 
-def _compiled_epoch(
-    net: nets.Net, out: sklearn_step.Output, shapes: tuple, update: Any, hyper: tuple,
-    mesh: Any,
-) -> Any:  # fmt: skip
-    """The jitted epoch for one configuration, built once per process (later fits reuse it).
+class Chunk(NamedTuple):
+    """What a compiled chunk of epochs reports: each epoch's loss, the rate, the best loss
+    and no-improvement count after its last epoch, and whether the rule stopped there."""
 
-    ``update``: the solver's pure update (:meth:`backprop.sklearn_step.SGDOptimizer.pure`),
-    ``hyper`` the hyperparameters it closes over.
-    """
-    devices = None if mesh is None else tuple((d.platform, d.id) for d in mesh.devices.flat)
-    key = (net, _declared(net), out, shapes, hyper, devices)
-    if key in _EPOCHS:
-        return _EPOCHS[key]
-    import jax
+    losses: list[float]
+    rate: float
+    best: float
+    count: int
+    stopped: bool
+
+
+def _chunk_capacity(n_batches: int, width: int, shuffled: bool) -> int:
+    """Epochs one compiled chunk can hold: its layouts (epochs, batches, width) stay under
+    2**22 row indices when each epoch has its own order."""
+    if not shuffled:
+        return 1024
+    return int(max(1, min(256, 2**22 // (n_batches * width))))
+
+
+def _epoch_function(
+    net: nets.Net, out: sklearn_step.Output, shapes: tuple, update: Any, mesh: Any
+) -> Any:
+    """``epoch(theta, state, lr, t0, Xd, Yd, index, w, scale) -> (theta, state, t, losses)``:
+    one pass over the batches (row indices ``index`` (batches, width), row weights ``w``,
+    L2 scales ``scale``) as a ``lax.scan``, the solver's pure ``update`` after each."""
     import jax.numpy as jnp
     from jax import lax
 
@@ -293,9 +350,95 @@ def _compiled_epoch(
             theta, state, t = update(jnp, theta, state, g, lr, t)  # scikit-learn's optimizer
             return (theta, state, t), loss
 
-        steps = jnp.arange(index.shape[0])
-        (theta, state, _), losses = lax.scan(body, (theta, state, t0), steps)
-        return theta, state, losses
+        steps = jnp.arange(index.shape[0], dtype=jnp.int32)
+        (theta, state, t), losses = lax.scan(body, (theta, state, t0), steps)
+        return theta, state, t, losses
 
-    _EPOCHS[key] = jax.jit(epoch)
+    return epoch
+
+
+def _devices_key(mesh: Any) -> Any:
+    return None if mesh is None else tuple((d.platform, d.id) for d in mesh.devices.flat)
+
+
+def _compiled_epoch(
+    net: nets.Net, out: sklearn_step.Output, shapes: tuple, update: Any, hyper: tuple,
+    mesh: Any,
+) -> Any:  # fmt: skip
+    """The jitted epoch for one configuration, built once per process (later fits reuse it).
+
+    ``update``: the solver's pure update (:meth:`backprop.sklearn_step.SGDOptimizer.pure`),
+    ``hyper`` the hyperparameters it closes over.
+    """
+    key = ("epoch", net, _declared(net), out, shapes, hyper, _devices_key(mesh))
+    if key not in _EPOCHS:
+        import jax
+
+        epoch = _epoch_function(net, out, shapes, update, mesh)
+
+        def first_three(*args: Any) -> Any:
+            theta, state, _, losses = epoch(*args)
+            return theta, state, losses
+
+        _EPOCHS[key] = jax.jit(first_three)
+    return _EPOCHS[key]
+
+
+def _compiled_chunk(
+    net: nets.Net, out: sklearn_step.Output, shapes: tuple, update: Any, hyper: tuple,
+    trigger: Any, trigger_key: tuple, mesh: Any, shuffled: bool,
+) -> Any:  # fmt: skip
+    """Up to ``n_epochs`` epochs in one jitted ``lax.while_loop``, with scikit-learn's epoch
+    end in the graph (float64, under ``jax.enable_x64``):
+
+    - the epoch loss ``sum(batch losses * rows) / n``, as the per-epoch runner's;
+    - the no-improvement rule on the training loss (``_update_no_improvement_count``
+      without early stopping): ``count + 1`` where ``loss > best - tol``, else 0;
+      ``best = loss`` where ``loss < best``;
+    - the rate after the epoch, ``rates[e]`` where it is not NaN (the host's
+      :meth:`~backprop.sklearn_step.SGDOptimizer.rate_after`, "invscaling");
+    - where ``count > patience`` the solver's ``trigger`` (its ``pure_trigger``): stop,
+      or (``learning_rate="adaptive"``) divide the rate by 5 and reset the count.
+
+    The loop ends after ``n_epochs`` epochs or at the epoch where the rule stops;
+    ``shuffled``: each epoch has its own layout (``index[e]``), else one for all.
+    """
+    key = ("chunk", shuffled, net, _declared(net), out, shapes, hyper, trigger_key,
+           _devices_key(mesh))  # fmt: skip
+    if key in _EPOCHS:
+        return _EPOCHS[key]
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    epoch = _epoch_function(net, out, shapes, update, mesh)
+
+    def chunk(theta: Any, state: Any, t0: Any, lr: Any, best: Any, count: Any, n_epochs: Any,
+              tol: Any, patience: Any, rates: Any, rows: Any, n: Any, Xd: Any, Yd: Any,
+              index: Any, w: Any, scale: Any) -> Any:  # fmt: skip
+        dt = theta.dtype
+        losses = jnp.zeros(rates.shape, jnp.float64)
+
+        def cond(c: Any) -> Any:
+            return (c[0] < n_epochs) & ~c[-1]
+
+        def body(c: Any) -> Any:
+            e, theta, state, t, lr, best, count, losses, _ = c
+            lay = (index[e], w[e], scale[e]) if shuffled else (index, w, scale)
+            theta, state, t, batch = epoch(theta, state, lr.astype(dt), t, Xd, Yd, *lay)
+            loss = jnp.sum(batch.astype(jnp.float64) * rows) / n
+            losses = losses.at[e].set(loss)
+            count = jnp.where(loss > best - tol, count + 1, 0)
+            best = jnp.where(loss < best, loss, best)
+            lr = jnp.where(jnp.isnan(rates[e]), lr, rates[e])
+            fire = count > patience
+            lr, stop = trigger(jnp, lr, fire)
+            count = jnp.where(fire & ~stop, 0, count)
+            return e + 1, theta, state, t, lr, best, count, losses, stop
+
+        start = (jnp.int32(0), theta, state, t0, lr, best, count, losses, jnp.bool_(False))
+        e, theta, state, t, lr, best, count, losses, stop = lax.while_loop(cond, body, start)
+        return theta, state, t, e, lr, best, count, losses, stop
+
+    _EPOCHS[key] = jax.jit(chunk)
     return _EPOCHS[key]

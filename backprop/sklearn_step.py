@@ -404,6 +404,10 @@ class SGDOptimizer:
     def after_epoch(self, n_steps: int) -> None:
         """Bookkeeping after a compiled epoch of ``n_steps`` updates (none for SGD)."""
 
+    def set_epoch_rate(self, rate: float) -> None:
+        """Take the rate a compiled chunk of epochs ended with."""
+        self.learning_rate = rate
+
     @staticmethod
     def pure(est: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         """The update on ``xp`` arrays, ``(xp, theta, state, g, lr, t) -> (theta, state, t)``,
@@ -420,9 +424,31 @@ class SGDOptimizer:
 
         return update, ("sgd", mu, nesterov)
 
-    def iteration_ends(self, time_step: int) -> None:
+    def rate_after(self, time_step: int) -> float | None:
+        """The rate an epoch's end sets once ``time_step`` samples are seen ("invscaling"),
+        or None where only the stopping rule changes it."""
         if self.lr_schedule == "invscaling":
-            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+            return float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+        return None
+
+    def iteration_ends(self, time_step: int) -> None:
+        rate = self.rate_after(time_step)
+        if rate is not None:
+            self.learning_rate = rate
+
+    @staticmethod
+    def pure_trigger(est: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """:meth:`trigger_stopping` on ``xp`` arrays, ``(xp, lr, fire) -> (lr, stop)``
+        (``fire``: the no-improvement rule fired), and what it closes over (a cache key)."""
+        adaptive = est.learning_rate == "adaptive"
+
+        def trigger(xp: Any, lr: Any, fire: Any) -> Any:
+            if not adaptive:
+                return lr, fire
+            stop = fire & (lr <= 1e-6)
+            return xp.where(fire & ~stop, lr / 5.0, lr), stop
+
+        return trigger, ("sgd", adaptive)
 
     def trigger_stopping(self, msg: str, verbose: Any) -> bool:
         if self.lr_schedule != "adaptive":
@@ -493,6 +519,9 @@ class AdamOptimizer:
         """The learning rate a compiled epoch is given (it applies the bias correction itself)."""
         return self.learning_rate_init
 
+    def set_epoch_rate(self, rate: float) -> None:
+        """A compiled chunk of epochs leaves Adam's rate as it was (:meth:`after_epoch` sets it)."""
+
     def after_epoch(self, n_steps: int) -> None:
         """Count a compiled epoch's ``n_steps`` updates and set the rate as :meth:`update` does."""
         self.t += n_steps
@@ -516,8 +545,21 @@ class AdamOptimizer:
 
         return update, ("adam", b1, b2, eps)
 
+    def rate_after(self, time_step: int) -> float | None:
+        """Adam's rate is set by its updates, not by the epoch's end."""
+        return None
+
     def iteration_ends(self, time_step: int) -> None:
         pass
+
+    @staticmethod
+    def pure_trigger(est: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """:meth:`trigger_stopping` on ``xp`` arrays: the rule firing stops."""
+
+        def trigger(xp: Any, lr: Any, fire: Any) -> Any:
+            return lr, fire
+
+        return trigger, ("adam",)
 
     def trigger_stopping(self, msg: str, verbose: Any) -> bool:
         if verbose:

@@ -78,6 +78,58 @@ def test_jax_backend_equals_scikit_learn(params):
     np.testing.assert_array_equal(b.predict(X), a.predict(X))
 
 
+STOPPING = {
+    "adaptive until the rate is too small": dict(
+        solver="sgd", learning_rate="adaptive", learning_rate_init=0.1, tol=0.05,
+        n_iter_no_change=2, max_iter=80, batch_size=50,
+    ),
+    "adam stops": dict(solver="adam", tol=0.05, n_iter_no_change=3, max_iter=40, batch_size=64),
+    "invscaling to max_iter": dict(
+        solver="sgd", learning_rate="invscaling", power_t=0.3, learning_rate_init=0.2,
+        max_iter=25, batch_size=40,
+    ),
+    "no shuffle, weighted, stops": dict(
+        solver="sgd", shuffle=False, momentum=0.5, tol=0.02, n_iter_no_change=2, max_iter=60,
+        batch_size=200,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("params", STOPPING.values(), ids=STOPPING.keys())
+def test_compiled_chunks_of_epochs_stop_where_scikit_learn_stops(params):
+    # backend="jax" runs many epochs per compiled call with scikit-learn's epoch end in the
+    # graph; the epoch count, the loss curve, the weights, the rate and the random stream
+    # afterwards (rewound to the stopping epoch) must be scikit-learn's
+    sw = np.random.default_rng(2).uniform(0.5, 2.0, X.shape[0])
+    rs_a, rs_b = np.random.RandomState(0), np.random.RandomState(0)
+    sk = SkClassifier(hidden_layer_sizes=(10,), random_state=rs_a, **params)
+    a = _fit(sk, X, LABELS, sample_weight=sw)
+    b = _fit(MLPClassifier(**{**sk.get_params(), "random_state": rs_b}, backend="jax"),
+             X, LABELS, sample_weight=sw)  # fmt: skip
+    assert a.n_iter_ < params["max_iter"] or "invscaling" in str(params)
+    assert (b.n_iter_, b.t_) == (a.n_iter_, a.t_)
+    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-9)
+    assert b.best_loss_ == pytest.approx(a.best_loss_, rel=1e-9)
+    assert b._no_improvement_count == a._no_improvement_count
+    assert b._optimizer.learning_rate == pytest.approx(a._optimizer.learning_rate, rel=1e-12)
+    for theirs, ours in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-11)
+    assert rs_b.randint(2**31) == rs_a.randint(2**31)
+
+
+@pytest.mark.slow
+def test_compiled_chunks_in_float32_stop_with_the_per_epoch_loop():
+    # float32 data, the epoch's end in float64 in the graph, as the NumPy loop keeps it
+    X32 = X.astype(np.float32)
+    params = dict(hidden_layer_sizes=(10,), solver="adam", tol=0.1, n_iter_no_change=2,
+                  max_iter=50, batch_size=32, random_state=0)  # fmt: skip
+    a = _fit(MLPClassifier(**params), X32, LABELS)
+    b = _fit(MLPClassifier(**params, backend="jax"), X32, LABELS)
+    assert a.n_iter_ < 50 and b.n_iter_ == a.n_iter_
+    assert b.coefs_[0].dtype == np.float32
+    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_jax_regressor_and_float32():
     Y = np.stack([X[:, 20], X[:, 30]], axis=1)

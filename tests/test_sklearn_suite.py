@@ -8,9 +8,12 @@ scikit-learn's classes are rebuilt with ours. Nothing is skipped: the
 private attributes those tests read (``_loss_grad_lbfgs``,
 ``_optimizer.learning_rate``, ``_no_improvement_count``) exist here with
 scikit-learn's meaning. ``test_preserve_feature_names`` needs pandas and
-skips without it, as it does in scikit-learn.
+skips without it, as it does in scikit-learn. Every test runs twice, with
+``backend="numpy"`` and ``backend="jax"`` as our classes' default (the JAX
+backend runs many epochs per compiled call, with scikit-learn's stopping
+rule in the graph); on JAX the Poisson test is skipped (:data:`NUMPY_ONLY`).
 
-Then ``check_estimator`` for both classes: every check scikit-learn's own
+Then ``check_estimator`` for both classes on both backends: every check scikit-learn's own
 MLP passes, ours passes. The whole module is slow (scikit-learn's tests
 train hundreds of networks): ``@pytest.mark.slow``.
 """
@@ -27,16 +30,35 @@ from sklearn.neural_network import MLPClassifier as SkClassifier  # noqa: E402
 from sklearn.neural_network import MLPRegressor as SkRegressor  # noqa: E402
 
 from backprop import MLPClassifier, MLPRegressor  # noqa: E402
+from tests.conftest import HAVE_JAX  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 OURS = {SkClassifier: MLPClassifier, SkRegressor: MLPRegressor}
 
 
-@pytest.fixture(autouse=True)
-def _ours_in_place_of_scikit_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+NUMPY_ONLY = {
+    "test_mlp_vs_poisson_glm_equivalent": "loss='poisson' runs on backend='numpy' only",
+}
+"""scikit-learn's tests of what the JAX backend does not run, with the reason."""
+
+
+@pytest.fixture(autouse=True, params=["numpy", "jax"])
+def _ours_in_place_of_scikit_learns(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our classes in scikit-learn's module, their default backend each of ours in turn."""
+    backend = request.param
+    if backend == "jax":
+        if not HAVE_JAX:
+            pytest.skip("JAX is not installed")
+        reason = NUMPY_ONLY.get(request.node.originalname)
+        if reason:
+            pytest.skip(reason)
     monkeypatch.setattr(sk_mlp, "MLPClassifier", MLPClassifier)
     monkeypatch.setattr(sk_mlp, "MLPRegressor", MLPRegressor)
+    for cls in OURS.values():
+        monkeypatch.setitem(cls.__init__.__kwdefaults__, "backend", backend)
 
 
 @pytest.fixture

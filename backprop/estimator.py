@@ -26,7 +26,10 @@ listed in the README).
 **Solvers.** "sgd" and "adam" run the in-place step of
 :mod:`backprop.sklearn_step` (NumPy) or, with ``backend="jax"``, each epoch's
 batches compiled into one ``lax.scan`` of :func:`backprop.nets.loss_and_grads`
-(weighted rows) and the same optimizer updates. "lbfgs" hands the loss and
+(weighted rows) and the same optimizer updates; a quiet fit without early
+stopping runs many epochs per compiled call, the epoch's end (loss,
+no-improvement rule, rate schedule, stop) in the graph
+(:meth:`_BaseMLP._run_chunks`). "lbfgs" hands the loss and
 gradient to ``scipy.optimize.minimize(method="L-BFGS-B")`` with ``maxiter``,
 ``maxfun`` and ``gtol``, as scikit-learn does; on JAX the loss and gradient
 come from the JAX derivation (one compiled call per evaluation) and the

@@ -3,7 +3,11 @@
 :mod:`backprop.estimator` keeps scikit-learn's epoch loop in Python (the
 shuffle from its ``RandomState``, the loss curve, the no-improvement rule,
 the learning-rate schedules, validation scores); with ``backend="jax"`` one
-epoch's batches run in a single compiled call:
+epoch's batches run in a single compiled call, and a quiet fit without
+early stopping runs up to :func:`_chunk_capacity` epochs per call
+(:func:`_compiled_chunk`: the epoch's end in the graph, the host's
+statements transcribed, held to scikit-learn's by
+``tests/test_sklearn_jax.py`` and scikit-learn's own tests). Each epoch:
 
 - batch k holds rows ``order[k * B : (k + 1) * B]`` (``gen_batches``); the
   short last batch is padded with rows of weight 0;

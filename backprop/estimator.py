@@ -361,6 +361,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
 
         # JAX, quiet, no validation split, not partial_fit: many epochs per compiled call
         chunked = self.backend == "jax" and not (early_stopping or incremental or self.verbose)
+        chunked = chunked and self.best_loss_ is not None  # (None: as scikit-learn, a TypeError)
         try:
             self.n_iter_ = 0
             if chunked:

@@ -126,6 +126,7 @@ class Step:
         self.max_rows = rows
         self.out = [np.empty((rows, d), dt) for d in widths]
         self.delta = [np.empty((rows, d), dt) for d in widths]
+        self.bufs = [np.empty((rows, d), dt) for d in widths[:-1]]  # each hidden layer's own
         self.scratch = np.empty((rows, max(widths)), dt)
         self.saved: list[Any] = [None] * len(widths)
 
@@ -155,7 +156,7 @@ class Step:
             z += self.b[i]
             with np.errstate(over="ignore", under="ignore"):
                 if i < last:
-                    self.saved[i] = self.hidden.forward(z)
+                    self.saved[i] = self.hidden.forward(z, self.bufs[i][:n])
                 else:
                     self.output.apply(z)
             h = z
@@ -316,7 +317,7 @@ def output(name: Any) -> Output:
 def activate_hidden(activation: str, z: np.ndarray) -> None:
     """A hidden activation's declared in-place form on z (n, D)."""
     with np.errstate(over="ignore", under="ignore"):
-        hidden_form(activation).forward(z)
+        hidden_form(activation).forward(z, np.empty_like(z))
 
 
 def activate_output(out_activation: str, z: np.ndarray) -> None:

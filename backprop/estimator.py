@@ -416,25 +416,27 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         alpha = self.alpha
         xbuf = np.empty((batch_size, X.shape[1]), X.dtype) if not compat.issparse(X) else None
         ybuf = np.empty((batch_size, Y.shape[1]), Y.dtype)
+        # each batch: its rows, and the views of the buffers a shuffled batch is taken into
+        batches = [
+            (start, stop, None if xbuf is None else xbuf[: stop - start], ybuf[: stop - start])
+            for start, stop in slices
+        ]
+        step_fn, theta, grad = step.loss_and_grads_quiet, step.theta, step.grad
 
         def run(order: Any, opt: Any, dense: bool) -> float:
-            total = 0.0
-            with np.errstate(over="ignore", invalid="ignore"):
-                for start, stop in slices:
+            total, update = 0.0, opt.update
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                for start, stop, xb, yb in batches:
                     if order is None:
                         Xb, Yb = X[start:stop], Y[start:stop]
                         swb = None if sw is None else sw[start:stop]
                     else:
                         idx = order[start:stop]
-                        if dense:
-                            Xb = np.take(X, idx, axis=0, out=xbuf[: stop - start])
-                        else:
-                            Xb = X[idx]
-                        Yb = np.take(Y, idx, axis=0, out=ybuf[: stop - start])
+                        Xb = np.take(X, idx, axis=0, out=xb) if dense else X[idx]
+                        Yb = np.take(Y, idx, axis=0, out=yb)
                         swb = None if sw is None else sw[idx]
-                    loss = step.loss_and_grads(Xb, Yb, alpha, swb)
-                    total += loss * (stop - start)
-                    opt.update(step.theta, step.grad)
+                    total += step_fn(Xb, Yb, alpha, swb) * (stop - start)
+                    update(theta, grad)
             return total / n
 
         run.sync = lambda: None  # type: ignore[attr-defined]  # the step holds the weights

@@ -432,8 +432,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
                         swb = None if sw is None else sw[start:stop]
                     else:
                         idx = order[start:stop]
-                        Xb = np.take(X, idx, axis=0, out=xb) if dense else X[idx]
-                        Yb = np.take(Y, idx, axis=0, out=yb)
+                        Xb = X.take(idx, axis=0, out=xb) if dense else X[idx]
+                        Yb = Y.take(idx, axis=0, out=yb)
                         swb = None if sw is None else sw[idx]
                     total += step_fn(Xb, Yb, alpha, swb) * (stop - start)
                     update(theta, grad)

@@ -254,7 +254,10 @@ class Step:
         if alpha:
             np.multiply(self.theta[:nw], alpha, out=self.wtmp)
             self.grad[:nw] += self.wtmp
-        self.grad /= sw_sum
+        if math.frexp(sw_sum)[0] == 0.5:  # a power of two: its reciprocal is exact, and
+            self.grad *= 1.0 / sw_sum  # the product rounds as the quotient, at half the time
+        else:
+            self.grad /= sw_sum
         return loss
 
 

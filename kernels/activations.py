@@ -92,7 +92,7 @@ def sigmoid_prime(xp: Any, z: Any) -> Any:
     return _sigmoid(xp, z) * _sigmoid(xp, -z)
 
 
-def _sigmoid_inplace(z: np.ndarray) -> None:
+def _sigmoid_inplace(z: np.ndarray, buf: Any = None) -> None:
     # 1 / (1 + exp(-z)): exp overflows to inf below z = -88 (float32) and the
     # reciprocal is then 0, the correctly rounded value (run under
     # errstate(over="ignore")); four ufuncs, no temporary.
@@ -153,15 +153,19 @@ def relu_backward(xp: Any, dout: Any, cache: Any) -> Any:
     return dout * (z > 0)
 
 
-def _relu_inplace(z: np.ndarray) -> None:
-    np.maximum(z, 0.0, out=z)
+def _relu_inplace(z: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    # The float mask [z > 0] into the layer's buffer, then z times it: max(z, 0)
+    # for every finite z (a -0.0 where z < 0), in two fast passes where
+    # np.maximum(z, 0.0) alone takes as long as both (NumPy has no vector
+    # loop for a scalar operand). The mask is the backward's factor (0 at the
+    # kink, as the pair), so the backward is a single product.
+    np.greater(z, 0.0, out=buf)
+    z *= buf
+    return buf
 
 
-def _relu_inplace_backward(dh: np.ndarray, out: np.ndarray, saved: None, scratch: Any) -> None:
-    # out > 0 exactly where z > 0, so the mask reads from the output; a float
-    # mask in the scratch buffer, then one product (0 at the kink, as the pair)
-    np.greater(out, 0.0, out=scratch)
-    dh *= scratch
+def _relu_inplace_backward(dh: np.ndarray, out: np.ndarray, mask: np.ndarray, scratch: Any) -> None:
+    dh *= mask
 
 
 def tanh_forward(xp: Any, z: Any) -> tuple[Any, Any]:
@@ -204,7 +208,7 @@ def tanh_backward(xp: Any, dout: Any, cache: Any) -> Any:
     return dout * (1.0 - t * t)
 
 
-def _tanh_inplace(z: np.ndarray) -> None:
+def _tanh_inplace(z: np.ndarray, buf: Any = None) -> None:
     np.tanh(z, out=z)
 
 
@@ -250,7 +254,7 @@ def identity_backward(xp: Any, dout: Any, cache: Any) -> Any:
     return as_upstream(xp, "dout", dout, cache, None)
 
 
-def _identity_inplace(z: np.ndarray) -> None:
+def _identity_inplace(z: np.ndarray, buf: Any = None) -> None:
     return None
 
 

@@ -127,18 +127,22 @@ class KernelSpec:
 class InPlace:
     """An activation's in-place NumPy form, a transcription of its pure pair.
 
-    ``forward(z) -> saved`` overwrites ``z`` (N, D) with the activation's
-    output and returns what the backward needs beyond that output (None
-    when the output suffices: sigma' = s (1 - s), tanh' = 1 - t^2,
-    relu' = [out > 0]). ``backward(dh, out, saved, scratch)`` multiplies the
-    upstream gradient ``dh`` (N, D) in place by the derivative, read from
-    the layer's output ``out`` (N, D) or from ``saved``; ``scratch`` is a
-    float buffer of ``dh``'s shape it may overwrite. The fast path runs both
-    under ``np.errstate(over="ignore")``. ``tests/test_fast.py`` holds every
-    declared form to its pair.
+    ``forward(z, buf) -> saved`` overwrites ``z`` (N, D) with the
+    activation's output and returns what the backward needs beyond that
+    output (None when the output suffices: sigma' = s (1 - s),
+    tanh' = 1 - t^2). ``buf`` is a float buffer of ``z``'s shape, the
+    layer's own: the forward may write into it what the backward will read
+    and return it as ``saved`` (ReLU keeps its mask [z > 0] there, the
+    forward's product and the backward's factor); nothing else touches it
+    until that backward. ``backward(dh, out, saved, scratch)`` multiplies
+    the upstream gradient ``dh`` (N, D) in place by the derivative, read
+    from the layer's output ``out`` (N, D) or from ``saved``; ``scratch`` is
+    a float buffer of ``dh``'s shape it may overwrite. The fast path runs
+    both under ``np.errstate(over="ignore")``. ``tests/test_fast.py`` holds
+    every declared form to its pair.
     """
 
-    forward: Callable[[Any], Any]
+    forward: Callable[[Any, Any], Any]
     backward: Callable[[Any, Any, Any, Any], None]
 
     @staticmethod
@@ -146,7 +150,7 @@ class InPlace:
         """The generic form: the pure pair on NumPy, its results copied into the buffers."""
         import numpy as np
 
-        def apply(z: Any) -> Any:
+        def apply(z: Any, buf: Any) -> Any:
             # a copy: a pure forward may return its input as the cache (ReLU does),
             # and the buffer z is about to be overwritten with the output
             out, cache = forward(np, z.copy())

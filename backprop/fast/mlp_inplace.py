@@ -14,8 +14,9 @@ buffers allocated once:
 - each layer's pre-activation is computed into its buffer (``h @ w`` with
   ``out=``, then ``+= b``) and the activation's declared in-place form
   (:class:`backprop.kernels.spec.InPlace`) applied to it, so the buffer holds
-  the layer's output, from which (or from what the forward saved) the
-  derivative is read: sigma' = a (1 - a), tanh' = 1 - a^2, relu' = [a > 0];
+  the layer's output, from which (or from what the forward saved in the
+  layer's own second buffer) the derivative is read: sigma' = a (1 - a),
+  tanh' = 1 - a^2, relu' = the mask [z > 0] its forward kept;
 - the output head is its declared in-place form
   (:class:`backprop.kernels.spec.Head`), the reference's fused kernel
   written out: d loss / dz = w (sigma(z) - y), w (softmax(z) - y) or
@@ -82,6 +83,7 @@ class InPlaceMLP:
         self.out = [np.empty((max_rows, d), dt) for d in net.sizes[1:]]
         self.d_out = [np.empty((max_rows, d), dt) for d in net.sizes[1:]]
         self.scratch = np.empty((max_rows, max(net.sizes[1:])), dt)
+        self.bufs = [np.empty((max_rows, d), dt) for d in net.sizes[1:-1]]  # each layer's own
         self.ones = np.ones(max_rows, dt)
         # every name resolved once, here: an unknown one raises before any work
         self.acts = [registry.activation(a).inplace_form() for a in net.activations]
@@ -119,7 +121,7 @@ class InPlaceMLP:
             np.matmul(h, self.W[i], out=z)
             z += self.b[i]
             if i < last:
-                self.saved[i] = self.acts[i].forward(z)
+                self.saved[i] = self.acts[i].forward(z, self.bufs[i][:n])
             h = z
         loss = self.head(h, Y, self.d_out[last][:n])
         for i in range(last, -1, -1):

@@ -278,6 +278,22 @@ def test_each_activation_s_in_place_form_is_its_pure_pair(name, backend_name, dt
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_relu_in_place_is_max_with_zero_bit_for_bit_even_at_infinities(dtype):
+    # the fast form's mask-and-maximum must not turn -inf into NaN (-inf * 0) or give -0.0
+    from backprop.kernels import registry
+
+    form = registry.activation("relu").inplace_form()
+    z = np.array([[-np.inf, -1.0, -0.0, 0.0, 2.5, np.inf]] * 3, dtype)
+    buf = z.copy()
+    mask = form.forward(buf, np.empty_like(buf))
+    np.testing.assert_array_equal(buf, np.maximum(z, 0))
+    assert not np.signbit(buf).any()
+    dh = np.ones_like(z)
+    form.backward(dh, buf, mask, np.empty_like(buf))
+    np.testing.assert_array_equal(dh, (z > 0).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("scale", [1.0, 40.0, 1e3], ids=["ordinary", "logits 40", "logits 1e3"])
 @pytest.mark.parametrize("output", list(registry.HEADS))
 def test_each_head_s_in_place_form_is_its_loss_kernel(output, scale, backend_name, dtype):

@@ -226,15 +226,19 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
     # them into the step and the optimizer when the estimator reads them
     live: dict[str, Any] = {}
 
+    def go_live(opt: Any) -> tuple[float, int]:
+        """Parameters and optimizer state onto the device (first call); the epoch's rate
+        and the optimizer's step count."""
+        if not live:
+            live["opt"] = opt
+            live["theta"] = jnp.asarray(step.theta)
+            live["state"] = tuple(jnp.asarray(a) for a in opt.state())
+        return opt.epoch_rate(), getattr(opt, "t", 0)
+
     def run(order: Any, opt: Any, dense: bool) -> float:
         with jax.enable_x64(x64):
             index, w, scale = fixed if order is None else (jnp.asarray(a) for a in layout(order))
-            if not live:
-                live["opt"] = opt
-                live["theta"] = jnp.asarray(step.theta)
-                live["state"] = tuple(jnp.asarray(a) for a in opt.state())
-            lr = opt.epoch_rate()
-            t0 = getattr(opt, "t", 0)
+            lr, t0 = go_live(opt)
             with _interrupt.deferred():  # Ctrl-C recorded while JAX compiles and runs
                 live["theta"], live["state"], losses = compiled(
                     live["theta"], live["state"], np.asarray(lr, dt), np.asarray(t0, dt), *data,
@@ -274,12 +278,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
                 blank = tuple(np.zeros_like(a) for a in parts[0])
                 parts += [blank] * (cap - k)
                 lay = tuple(jnp.asarray(np.stack(a)) for a in zip(*parts, strict=True))
-            if not live:
-                live["opt"] = opt
-                live["theta"] = jnp.asarray(step.theta)
-                live["state"] = tuple(jnp.asarray(a) for a in opt.state())
-            lr = opt.epoch_rate()
-            t0 = getattr(opt, "t", 0)
+            lr, t0 = go_live(opt)
         with jax.enable_x64(True), _interrupt.deferred():  # the epoch's end in float64
             theta, state, _, e, lr, best, count, losses, stop = chunked(
                 live["theta"], live["state"], np.asarray(t0, dt), np.float64(lr),

@@ -204,6 +204,7 @@ def _layernorm_rows_backward(dout: Any, cache: NormCache) -> Any:
     w[0] = 1.0
     np.multiply(rstd[:, 0], shift[:, 0], out=w[1])
     np.negative(w[1], out=w[1])
+    rstd2, gamma_d = rstd * rstd, gamma / d
     with _short_buffers(d):
         for i, j in blocks:
             gb, db, tb, sb, rb = g2[i:j], dx[i:j], xs[: j - i], shift[i:j], rstd[i:j]
@@ -214,8 +215,10 @@ def _layernorm_rows_backward(dout: Any, cache: NormCache) -> Any:
             sums = w[:, i:j] @ gb
             dbeta += sums[0]
             dgamma += sums[1]
-            m1 = (gb @ gamma)[:, None] / d  # mean(g)
-            a = ((db @ gamma)[:, None] / d - sb * m1) * rb * rb  # rstd mean(g xhat)
+            m1 = (gb @ gamma_d)[:, None]  # mean(g)
+            a = (db @ gamma_d)[:, None]  # mean(t gamma)
+            a -= sb * m1
+            a *= rstd2[i:j]  # rstd mean(g xhat)
             tb *= a
             tb += m1 - sb * a  # xhat mean(g xhat) + mean(g)
             np.multiply(gb, gamma, out=db)

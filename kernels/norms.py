@@ -33,6 +33,12 @@ class NormCache(NamedTuple):
     against ``x``; ``mean``, ``var``: the statistics (batch norm: of shape
     (C,), the biased batch variance; for PyTorch-style running averages use
     ``var * m / (m - 1)`` with m = the number of entries per channel).
+
+    Layer norm on NumPy keeps ``x`` itself (not a copy) and ``shift`` (the
+    mean of ``x - x[..., :1]``, of rstd's shape) instead, with ``xhat`` None:
+    its backward recomputes ``xhat = (x - x[..., :1] - shift) * rstd`` a
+    block of rows at a time, with the forward's own arithmetic, which costs
+    less than writing xhat out to memory and reading it back.
     """
 
     xhat: Any
@@ -40,6 +46,8 @@ class NormCache(NamedTuple):
     gamma: Any
     mean: Any
     var: Any
+    x: Any = None
+    shift: Any = None
 
 
 def _params(xp: Any, x: Any, gamma: Any, beta: Any, eps: Any, channels: int, where: str) -> Any:
@@ -124,33 +132,43 @@ def _layernorm_rows(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
     """NumPy layer norm, the formulas of the JAX path, a block of rows at a time.
 
     Rows are independent, so every pass over a block runs in cache instead of
-    streaming the whole array from memory once per operation. The row sums
-    are BLAS matrix-vector products with a vector of ones (a third of the
-    time of ``sum(axis=1)``), and the ufuncs that broadcast one value per row
-    or one row run without NumPy's buffering (:func:`.smooth._short_buffers`).
+    streaming the whole array from memory once per operation. The block is
+    worked in place in the output: ``x - first`` (the only pass that touches
+    memory: it reads x and writes the output), the shift, ``xhat``, then
+    ``gamma xhat + beta``. The row sums are BLAS matrix-vector products with a
+    vector of ones (a third of the time of ``sum(axis=1)``), and the ufuncs
+    that broadcast one value per row or one row run without NumPy's
+    buffering (:func:`.smooth._short_buffers`). The cache keeps ``x`` and
+    the shifts, not xhat (see :class:`NormCache`).
     """
     d = x.shape[-1]
     x2 = x.reshape(-1, d)
     rows = x2.shape[0]
-    xhat, out = np.empty_like(x2), np.empty_like(x2)
-    mean, var, rstd = (np.empty((rows, 1), x.dtype) for _ in range(3))
+    out = np.empty_like(x2)
+    mean, var, rstd, shift = (np.empty((rows, 1), x.dtype) for _ in range(4))
     ones = np.ones(d, x.dtype)
     with _short_buffers(d):
         for i, j in _row_blocks(rows, d, x.dtype):
-            xb, xc, ob, rb = x2[i:j], xhat[i:j], out[i:j], rstd[i:j]
+            xb, ob, sb, rb = x2[i:j], out[i:j], shift[i:j], rstd[i:j]
             first = xb[:, :1]
-            np.subtract(xb, first, out=xc)
-            shift = (xc @ ones)[:, None] / d  # mean(xc)
-            xc -= shift
-            np.add(first, shift, out=mean[i:j])
-            var[i:j, 0] = np.vecdot(xc, xc) / d
+            np.subtract(xb, first, out=ob)  # xs = x - first
+            np.divide((ob @ ones)[:, None], d, out=sb)  # shift = mean(xs)
+            ob -= sb  # x - mean
+            np.add(first, sb, out=mean[i:j])
+            np.divide(np.vecdot(ob, ob)[:, None], d, out=var[i:j])
             np.divide(1.0, np.sqrt(var[i:j] + eps), out=rb)
-            xc *= rb
-            np.multiply(xc, gamma, out=ob)
+            ob *= rb  # xhat
+            ob *= gamma
             ob += beta
     lead = (*x.shape[:-1], 1)
     cache = NormCache(
-        xhat.reshape(x.shape), rstd.reshape(lead), gamma, mean.reshape(lead), var.reshape(lead)
+        None,
+        rstd.reshape(lead),
+        gamma,
+        mean.reshape(lead),
+        var.reshape(lead),
+        x2.reshape(x.shape),
+        shift.reshape(lead),
     )
     return out.reshape(x.shape), cache
 
@@ -158,33 +176,55 @@ def _layernorm_rows(x: Any, gamma: Any, beta: Any, eps: Any) -> Any:
 def _layernorm_rows_backward(dout: Any, cache: NormCache) -> Any:
     """NumPy layer norm backward, the formulas of the JAX path, a block of rows at a time.
 
+    xhat is recomputed from the cached ``x`` as ``(xs - shift) rstd``, xs =
+    x - first, and never formed: with ``t = dout xs``, g = dout gamma,
+
+        dgamma = sum over rows of rstd t - rstd shift dout
+        mean(g xhat) = rstd (mean(t gamma) - shift mean(g))
+        dx = rstd (g - (xs a + mean(g) - shift a)),  a = rstd mean(g xhat)
+
     The sums over rows (dgamma, dbeta) and along rows (the two means) are
-    BLAS matrix-vector products, with a vector of ones or with gamma.
+    BLAS products with vectors of ones, rstd, rstd shift or gamma; the block
+    is assembled in place in dx.
     """
-    d = cache.xhat.shape[-1]
-    xhat, rstd = cache.xhat.reshape(-1, d), cache.rstd.reshape(-1, 1)
+    x = cache.x
+    d = x.shape[-1]
+    x2 = x.reshape(-1, d)
+    rstd, shift = cache.rstd.reshape(-1, 1), cache.shift.reshape(-1, 1)
     gamma = cache.gamma
     g2 = dout.reshape(-1, d)
-    rows, dtype = g2.shape[0], xhat.dtype
-    dx = np.empty_like(xhat)
+    rows, dtype = g2.shape[0], x2.dtype
+    dx = np.empty_like(x2)
     dgamma, dbeta = np.zeros(d, dtype), np.zeros(d, dtype)
     blocks = _row_blocks(rows, d, dtype)
     step = min(rows, blocks[0][1]) if blocks else 0
-    t, ones = np.empty((step, d), dtype), np.ones(step, dtype)
+    xs = np.empty((step, d), dtype)
+    # Weights of the sums over rows of dout: ones (dbeta) and -rstd shift (dgamma).
+    w = np.empty((2, rows), dtype)
+    w[0] = 1.0
+    np.multiply(rstd[:, 0], shift[:, 0], out=w[1])
+    np.negative(w[1], out=w[1])
+    rstd2, gamma_d = rstd * rstd, gamma / d
     with _short_buffers(d):
         for i, j in blocks:
-            gb, xb, db, tb, ob = g2[i:j], xhat[i:j], dx[i:j], t[: j - i], ones[: j - i]
-            np.multiply(gb, xb, out=tb)
-            dgamma += ob @ tb
-            dbeta += ob @ gb
-            m2 = (tb @ gamma)[:, None] / d  # mean(g xhat), g = dout gamma
-            m1 = (gb @ gamma)[:, None] / d  # mean(g)
+            gb, db, tb, sb, rb = g2[i:j], dx[i:j], xs[: j - i], shift[i:j], rstd[i:j]
+            xb = x2[i:j]
+            np.subtract(xb, xb[:, :1], out=tb)  # xs
+            np.multiply(gb, tb, out=db)  # t = dout xs
+            dgamma += rb[:, 0] @ db
+            sums = w[:, i:j] @ gb
+            dbeta += sums[0]
+            dgamma += sums[1]
+            m1 = (gb @ gamma_d)[:, None]  # mean(g)
+            a = (db @ gamma_d)[:, None]  # mean(t gamma)
+            a -= sb * m1
+            a *= rstd2[i:j]  # rstd mean(g xhat)
+            tb *= a
+            tb += m1 - sb * a  # xhat mean(g xhat) + mean(g)
             np.multiply(gb, gamma, out=db)
-            np.multiply(xb, m2, out=tb)
             db -= tb
-            db -= m1
-            db *= rstd[i:j]
-    return dx.reshape(cache.xhat.shape), dgamma, dbeta
+            db *= rb
+    return dx.reshape(x.shape), dgamma, dbeta
 
 
 def _channel_sums(a: Any, ones: Any) -> Any:
@@ -281,8 +321,9 @@ def _batchnorm_blocks_backward(dout: Any, cache: NormCache) -> Any:
 def _backward(xp: Any, dout: Any, cache: NormCache, axes: tuple[int, ...], param: int) -> Any:
     """dx with means over ``axes``; dgamma, dbeta summed over every axis but ``param``."""
     xhat, rstd, gamma = cache.xhat, cache.rstd, cache.gamma
-    dout = as_upstream(xp, "dout", dout, tuple(xhat.shape), xhat.dtype)
-    other = tuple(a for a in range(xhat.ndim) if a != param)
+    like = cache.x if xhat is None else xhat
+    dout = as_upstream(xp, "dout", dout, tuple(like.shape), like.dtype)
+    other = tuple(a for a in range(like.ndim) if a != param)
     if param not in axes:
         # Batch norm: gamma is constant over the statistics' axes, so mean(g) =
         # gamma dbeta / M and mean(g xhat) = gamma dgamma / M (M entries per
@@ -319,7 +360,8 @@ def layernorm_forward(
     out : array, shape (..., D), x's dtype
     cache : NormCache
         ``xhat``, ``rstd`` (..., 1), ``gamma``, and the row statistics
-        ``mean``, ``var`` (..., 1).
+        ``mean``, ``var`` (..., 1); on NumPy ``x`` and ``shift`` (..., 1)
+        in place of ``xhat`` (None), see :class:`NormCache`.
 
     Raises
     ------
@@ -354,7 +396,7 @@ def layernorm_backward(xp: Any, dout: Any, cache: NormCache) -> tuple[Any, Any, 
     dx : array, shape (..., D)
     dgamma, dbeta : arrays, shape (D,)
     """
-    n = cache.xhat.ndim
+    n = (cache.x if cache.xhat is None else cache.xhat).ndim
     return _backward(xp, dout, cache, (n - 1,), n - 1)
 
 

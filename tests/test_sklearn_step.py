@@ -117,3 +117,23 @@ def test_optimizers_are_scikit_learns_updates():
             ours.update(a, g)
             theirs.update_params(b, [g])
         np.testing.assert_array_equal(a, b[0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scale", [1.0, 40.0, 1e3, 1e4], ids=["ordinary", "40", "1e3", "1e4"])
+@pytest.mark.parametrize("name", ["softmax", "logistic", "identity"])
+def test_each_output_s_in_place_form_is_its_head_s_prediction(name, scale, dtype):
+    # the step's in-place output activations transcribe the declared heads' predict
+    from backprop.kernels import registry
+    from backprop.sklearn_step import OUTPUTS
+
+    row = OUTPUTS[name]
+    z = (RNG.standard_normal((6, 4)) * scale).astype(dtype)
+    z[0] = scale  # ties and a saturated row
+    want = np.asarray(registry.head(row.head).predict(np, z.copy()))
+    got = z.copy()
+    with np.errstate(over="ignore", under="ignore"):
+        row.inplace(got)
+    assert got.dtype == np.dtype(dtype) and np.all(np.isfinite(got))
+    tol = 1e-15 if dtype == "float64" else 1e-6
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)

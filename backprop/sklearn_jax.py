@@ -246,7 +246,10 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
                 )  # fmt: skip
                 losses = np.asarray(losses, np.float64)
         opt.after_epoch(n_batches)
-        return float(np.sum(losses * rows) / n)
+        total = 0.0  # scikit-learn's running sum, batch by batch
+        for loss, r in zip(losses.tolist(), rows.tolist(), strict=True):
+            total += loss * r
+        return total / n
 
     def sync() -> None:
         if not live:
@@ -394,7 +397,8 @@ def _compiled_chunk(
     """Up to ``n_epochs`` epochs in one jitted ``lax.while_loop``, with scikit-learn's epoch
     end in the graph (float64, under ``jax.enable_x64``):
 
-    - the epoch loss ``sum(batch losses * rows) / n``, as the per-epoch runner's;
+    - the epoch loss ``sum(batch losses * rows) / n``, summed batch by batch as
+      scikit-learn (and the per-epoch runner) does;
     - the no-improvement rule on the training loss (``_update_no_improvement_count``
       without early stopping): ``count + 1`` where ``loss > best - tol``, else 0;
       ``best = loss`` where ``loss < best``;
@@ -429,7 +433,12 @@ def _compiled_chunk(
             e, theta, state, t, lr, best, count, losses, _ = c
             lay = (index[e], w[e], scale[e]) if shuffled else (index, w, scale)
             theta, state, t, batch = epoch(theta, state, lr.astype(dt), t, Xd, Yd, *lay)
-            loss = jnp.sum(batch.astype(jnp.float64) * rows) / n
+            # scikit-learn's running sum of loss * rows, batch by batch; the products are
+            # made first (the barrier keeps them from fusing into the sum as FMAs, which
+            # round once where Python rounds twice)
+            terms = lax.optimization_barrier(batch.astype(jnp.float64) * rows)
+            total = lax.fori_loop(0, terms.shape[0], lambda k, acc: acc + terms[k], 0.0)
+            loss = total / n
             losses = losses.at[e].set(loss)
             count = jnp.where(loss > best - tol, count + 1, 0)
             best = jnp.where(loss < best, loss, best)

@@ -117,6 +117,21 @@ def test_compiled_chunks_of_epochs_stop_where_scikit_learn_stops(params):
     assert rs_b.randint(2**31) == rs_a.randint(2**31)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_compiled_chunks_equal_the_per_epoch_loop_bit_for_bit(dtype, capsys):
+    # verbose=True keeps one compiled call per epoch; quiet runs many per call, with the
+    # epoch's loss summed batch by batch in the graph as the host (and scikit-learn) sums it
+    params = dict(hidden_layer_sizes=(10,), solver="adam", batch_size=16, max_iter=12,
+                  random_state=0, backend="jax")  # fmt: skip
+    Xd = X.astype(dtype)
+    quiet = _fit(MLPClassifier(**params), Xd, LABELS)
+    loud = _fit(MLPClassifier(**params, verbose=True), Xd, LABELS)
+    assert "Iteration 12" in capsys.readouterr().out
+    assert quiet.loss_curve_ == loud.loss_curve_
+    for a, b in zip(quiet.coefs_ + quiet.intercepts_, loud.coefs_ + loud.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.slow
 def test_compiled_chunks_in_float32_stop_with_the_per_epoch_loop():
     # float32 data, the epoch's end in float64 in the graph, as the NumPy loop keeps it

@@ -440,15 +440,16 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
                     rs.shuffle(perm)
                     sample_idx = sample_idx[perm]
                     orders.append(sample_idx)
-            rates = [opt.rate_after(self.t_ + (j + 1) * n_samples) for j in range(k)]
-            rates = np.array([np.nan if r is None else r for r in rates])
+            # the rate after each epoch, NaN (from None) where only the stopping rule sets it
+            rates = np.array([opt.rate_after(self.t_ + (j + 1) * n_samples) for j in range(k)],
+                             dtype=float)  # fmt: skip
             start = time.perf_counter()
             res = runner.chunk(
                 orders, opt, self.best_loss_, self._no_improvement_count, rates,
                 float(self.tol), float(self.n_iter_no_change),
             )  # fmt: skip
-            done = len(res.losses)
-            per_epoch = (time.perf_counter() - start) / max(done, 1)
+            done = len(res.losses)  # at least one: the loop stops only after an epoch
+            per_epoch = (time.perf_counter() - start) / done
             if orders is not None and done < k:  # stopped early: as if only `done` were drawn
                 rs.set_state(before)
                 for _ in range(done):
@@ -456,7 +457,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
             self.n_iter_ += done
             self.t_ += done * n_samples
             self.loss_curve_.extend(res.losses)
-            self.loss_ = res.losses[-1] if done else self.loss_
+            self.loss_ = res.losses[-1]
             self.best_loss_, self._no_improvement_count = res.best, res.count
             opt.set_epoch_rate(res.rate)
             if res.stopped:

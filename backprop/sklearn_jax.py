@@ -270,8 +270,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
         """Up to ``len(rates)`` epochs (``orders``: each one's row order, or None without
         shuffling) in one compiled call; ``rates[e]``: the rate after epoch e, or NaN."""
         k = len(rates)
-        cap = chunk_layout
-        padded = np.full(cap, np.nan)
+        padded = np.full(chunk_layout, np.nan)
         padded[:k] = rates
         with jax.enable_x64(x64):
             if orders is None:
@@ -279,7 +278,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
             else:
                 parts = [layout(o) for o in orders]
                 blank = tuple(np.zeros_like(a) for a in parts[0])
-                parts += [blank] * (cap - k)
+                parts += [blank] * (chunk_layout - k)
                 lay = tuple(jnp.asarray(np.stack(a)) for a in zip(*parts, strict=True))
             lr, t0 = go_live(opt)
         with jax.enable_x64(True), _interrupt.deferred():  # the epoch's end in float64
@@ -291,7 +290,7 @@ def epoch_runner(est: Any, step: Any, X: Any, Y: np.ndarray, sw: Any, batch_size
             live["theta"], live["state"] = theta, state
             epochs = int(e)
             result = Chunk(
-                losses=[float(v) for v in np.asarray(losses)[:epochs]],
+                losses=np.asarray(losses)[:epochs].tolist(),
                 rate=float(lr), best=float(best), count=int(count), stopped=bool(stop),
             )  # fmt: skip
         opt.after_epoch(n_batches * epochs)

@@ -253,9 +253,12 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         return step
 
     def _gradient_function(self, step: Step, X: Any, rows: int) -> Any:
-        """``f(Xb, Yb, sw) -> loss`` writing the gradient into ``step.grad``."""
+        """``f(X, Y, sw) -> loss`` for the X it was made for, the gradient into ``step.grad``."""
         if self.backend == "numpy":
-            return lambda Xb, Yb, sw: step.loss_and_grads(Xb, Yb, self.alpha, sw)
+            if compat.issparse(X):
+                return lambda Xb, Yb, sw: step.loss_and_grads(Xb, Yb, self.alpha, sw)
+            Xa = step.with_ones(X)  # the bias in the first product (every call sees all of X)
+            return lambda Xb, Yb, sw: step.loss_and_grads(Xa, Yb, self.alpha, sw, ones=True)
         from backprop import sklearn_jax
 
         return sklearn_jax.gradient_function(self, step, rows)
@@ -478,7 +481,10 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         n = X.shape[0]
         slices = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
         alpha = self.alpha
-        xbuf = np.empty((batch_size, X.shape[1]), X.dtype) if not compat.issparse(X) else None
+        ones = not compat.issparse(X)  # dense: X with its ones column, the bias in the product
+        if ones:
+            X = step.with_ones(X)
+        xbuf = np.empty((batch_size, X.shape[1]), X.dtype) if ones else None
         ybuf = np.empty((batch_size, Y.shape[1]), Y.dtype)
         # each batch: its rows, and the views of the buffers a shuffled batch is taken into
         batches = [
@@ -499,7 +505,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
                         Xb = X.take(idx, axis=0, out=xb) if dense else X[idx]
                         Yb = Y.take(idx, axis=0, out=yb)
                         swb = None if sw is None else sw[idx]
-                    total += step_fn(Xb, Yb, alpha, swb) * (stop - start)
+                    total += step_fn(Xb, Yb, alpha, swb, ones) * (stop - start)
                     update(theta, grad)
             return total / n
 

@@ -121,6 +121,14 @@ class Step:
         # a weight matrix with one column, as a vector: dh = delta w.T is an outer product
         self._wvec = [w.reshape(-1) if w.shape[1] == 1 else None for w in self.W]
         self._apply_output = self.output.inplace or self.output.apply
+        # the first layer's weights over its bias, [W0; b0] (D0 + 1, D1): given X with a
+        # column of ones after it (with_ones), the bias joins the product, and its
+        # gradient comes out of the backward's product, each a pass less over (n, D1)
+        self._wb0 = np.empty((self.sizes[0] + 1, self.sizes[1]), dt)
+        self._dwb0 = np.empty_like(self._wb0)
+        # one hidden layer, one output column: the first layer's gradient without the
+        # (n, D1) outer product dh = delta w1^T (_first_layer_by_rows)
+        self._rows_first = len(self.W) == 2 and self.sizes[-1] == 1 and self.hidden.factor
         self.max_rows = 0
         self._allocate(max_rows)
 
@@ -134,6 +142,7 @@ class Step:
         self.bufs = [np.empty((rows, d), dt) for d in widths[:-1]]  # each hidden layer's own
         self.scratch = np.empty((rows, max(widths)), dt)
         self.ones = np.ones(rows, dt)  # column sums as BLAS products: db = 1 @ delta
+        self.scaled = np.empty(rows * (self.sizes[0] + 1), dt) if self._rows_first else None
         self.saved: list[Any] = [None] * len(widths)
         self._rows: dict[int, tuple[Any, ...]] = {}
 
@@ -167,23 +176,37 @@ class Step:
     def intercepts(self) -> list[np.ndarray]:
         return [b.copy() for b in self.b]
 
+    def with_ones(self, X: np.ndarray) -> np.ndarray:
+        """X (n, D0) followed by a column of ones, (n, D0 + 1), a new array: what
+        :meth:`loss_and_grads` takes with ``ones=True`` (dense X only)."""
+        Xa = np.empty((X.shape[0], X.shape[1] + 1), self.dtype)
+        Xa[:, :-1] = X
+        Xa[:, -1] = 1.0
+        return Xa
+
     def forward(self, X: Any) -> np.ndarray:
         """Output activations (n, DL) for X (n, D0), a view valid until the next call."""
         with np.errstate(over="ignore", under="ignore"):
             return self._forward(X)
 
-    def _forward(self, X: Any) -> np.ndarray:
+    def _forward(self, X: Any, ones: bool = False) -> np.ndarray:
         n, last = X.shape[0], len(self.W) - 1
         out, _, bufs, _, _ = self._views_of(n)
         W, b, hidden, saved = self.W, self.b, self.hidden, self.saved
         h = X
         for i in range(last + 1):
             z = out[i]
-            if i == 0 and _issparse(X):
-                z[...] = X @ W[0]
+            if i == 0 and ones:  # [X, 1] [W0; b0]: the bias added in the product, last,
+                wb = self._wb0  # as X W0 + b0 rounds (the sum over D0 first, then + b0)
+                wb[:-1] = W[0]
+                wb[-1] = b[0]
+                np.matmul(X, wb, out=z)
             else:
-                np.matmul(h, W[i], out=z)
-            z += b[i]
+                if i == 0 and _issparse(X):
+                    z[...] = X @ W[0]
+                else:
+                    np.matmul(h, W[i], out=z)
+                z += b[i]
             if i < last:
                 saved[i] = hidden.forward(z, bufs[i])
             else:
@@ -191,7 +214,9 @@ class Step:
             h = z
         return h
 
-    def loss_and_grads(self, X: Any, Y: np.ndarray, alpha: float, sw: Any = None) -> float:
+    def loss_and_grads(
+        self, X: Any, Y: np.ndarray, alpha: float, sw: Any = None, ones: bool = False
+    ) -> float:
         """scikit-learn's loss at ``theta``; its gradient into ``grad``.
 
         Parameters
@@ -204,6 +229,9 @@ class Step:
             L2 strength; the penalty is ``0.5 * alpha * sum(W^2) / sw_sum``.
         sw : array (n,) or None
             Sample weights; ``sw_sum`` is their sum (n without them).
+        ones : bool
+            X is dense and ends in a column of ones, (n, D0 + 1)
+            (:meth:`with_ones`): the first layer's bias joins its products.
 
         Returns
         -------
@@ -211,26 +239,31 @@ class Step:
             The loss (data term plus penalty), as scikit-learn's ``_backprop``.
         """
         with np.errstate(over="ignore", under="ignore"):
-            return self.loss_and_grads_quiet(X, Y, alpha, sw)
+            return self.loss_and_grads_quiet(X, Y, alpha, sw, ones)
 
-    def loss_and_grads_quiet(self, X: Any, Y: np.ndarray, alpha: float, sw: Any = None) -> float:
+    def loss_and_grads_quiet(
+        self, X: Any, Y: np.ndarray, alpha: float, sw: Any = None, ones: bool = False
+    ) -> float:
         """:meth:`loss_and_grads` for a caller already under ``np.errstate(over="ignore",
         under="ignore")`` (an epoch runs every batch under one)."""
         n, last = X.shape[0], len(self.W) - 1
-        p = self._forward(X)
+        p = self._forward(X, ones)
         loss = self.output.loss(Y, p, sw)
         sw_sum = n if sw is None else float(np.sum(sw))
         nw, W, dW, db = self.n_weights, self.W, self.dW, self.db
         if alpha:  # scikit-learn adds 0.5 * alpha * sum(W^2) / sw_sum (0 when alpha is 0)
             w = self.theta[:nw]
             loss += (0.5 * alpha) * float(np.dot(w, w)) / sw_sum
-        out, deltas, _, scratch, ones = self._views_of(n)
+        out, deltas, _, scratch, col_ones = self._views_of(n)
         delta = deltas[last]
         np.subtract(p, Y, out=delta)
         if sw is not None:
             delta *= np.reshape(sw, (-1, 1))
         for i in range(last, -1, -1):
             delta = deltas[i]
+            if i == 0 and ones:
+                self._split_first(np.matmul(X.T, delta, out=self._dwb0))
+                break
             if i == 0:
                 below = X
                 if _issparse(X):
@@ -240,7 +273,10 @@ class Step:
             else:
                 below = out[i - 1]
                 np.matmul(below.T, delta, out=dW[i])
-            np.matmul(ones, delta, out=db[i])
+            np.matmul(col_ones, delta, out=db[i])
+            if i == 1 and self._rows_first and not _issparse(X):
+                self._first_layer_by_rows(X, delta, out[0], scratch[0], ones)
+                break
             if i > 0:
                 dh, wvec = deltas[i - 1], self._wvec[i]
                 if wvec is not None:  # an outer product: BLAS is slow at k = 1, einsum
@@ -259,6 +295,41 @@ class Step:
         else:
             self.grad /= sw_sum
         return loss
+
+    def _split_first(self, dwb: np.ndarray) -> None:
+        """The first layer's [dW0; db0] (D0 + 1, D1) into the flat gradient."""
+        self.dW[0][...] = dwb[:-1]
+        self.db[0][...] = dwb[-1]
+
+    def _first_layer_by_rows(
+        self, X: np.ndarray, delta: np.ndarray, h: np.ndarray, scratch: np.ndarray, ones: bool
+    ) -> None:
+        """dW0 and db0 of a network with one hidden layer and one output column.
+
+        With delta (n, 1) the output's error, w (H,) the output weights and F
+        (n, H) the hidden derivative (the form's declared ``factor``), the
+        hidden error is dh = (delta w^T) * F, and
+        ``dW0[k, j] = sum_i X[i, k] delta[i] F[i, j] w[j]``: dW0 = ((X * delta)^T F) * w,
+        db0 = (delta^T F) * w. Scaling X's rows (n, D0) by delta replaces the
+        outer product and the product by F over (n, H); the sum is the same,
+        associated otherwise (``tests/test_sklearn_step.py`` holds it to the
+        derivation).
+        """
+        n, d = X.shape
+        F = self.hidden.factor(h, self.saved[0], scratch)
+        scaled = self.scaled[: n * d].reshape(n, d)  # type: ignore[index]
+        np.multiply(X, delta, out=scaled)
+        w = self._wvec[1]
+        if ones:  # the ones column scaled is delta itself: db0 / w is its row of the product
+            np.matmul(scaled.T, F, out=self._dwb0)
+            self._dwb0 *= w
+            self._split_first(self._dwb0)
+        else:
+            dW0, db0 = self.dW[0], self.db[0]
+            np.matmul(scaled.T, F, out=dW0)
+            dW0 *= w
+            np.matmul(delta.reshape(-1), F, out=db0)
+            db0 *= w
 
 
 def _squared_error(Y: np.ndarray, p: np.ndarray, sw: Any) -> float:

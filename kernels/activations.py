@@ -102,10 +102,10 @@ def _sigmoid_inplace(z: np.ndarray, buf: Any = None) -> None:
     np.reciprocal(z, out=z)
 
 
-def _sigmoid_inplace_backward(dh: np.ndarray, s: np.ndarray, saved: None, scratch: Any) -> None:
+def _sigmoid_inplace_factor(s: np.ndarray, saved: None, scratch: Any) -> np.ndarray:
     np.subtract(1.0, s, out=scratch)  # d sigma/dz = s (1 - s), from the output s
     scratch *= s
-    dh *= scratch
+    return scratch
 
 
 def relu_forward(xp: Any, z: Any) -> tuple[Any, Any]:
@@ -176,8 +176,8 @@ def _relu_inplace(z: np.ndarray, buf: np.ndarray) -> np.ndarray:
     return buf
 
 
-def _relu_inplace_backward(dh: np.ndarray, out: np.ndarray, mask: np.ndarray, scratch: Any) -> None:
-    dh *= mask
+def _relu_inplace_factor(out: np.ndarray, mask: np.ndarray, scratch: Any) -> np.ndarray:
+    return mask
 
 
 def tanh_forward(xp: Any, z: Any) -> tuple[Any, Any]:
@@ -224,10 +224,10 @@ def _tanh_inplace(z: np.ndarray, buf: Any = None) -> None:
     np.tanh(z, out=z)
 
 
-def _tanh_inplace_backward(dh: np.ndarray, t: np.ndarray, saved: None, scratch: Any) -> None:
+def _tanh_inplace_factor(t: np.ndarray, saved: None, scratch: Any) -> np.ndarray:
     np.multiply(t, t, out=scratch)  # d tanh/dz = 1 - t^2, from the output t
     np.subtract(1.0, scratch, out=scratch)
-    dh *= scratch
+    return scratch
 
 
 def identity_forward(xp: Any, z: Any) -> tuple[Any, Any]:
@@ -308,7 +308,7 @@ DECLARATIONS = (
         "1 / (1 + e^-z) | dz = dout s (1 - s), from the cached output s",
         {"z": Domain("real", -30.0, 30.0)},
         extras=(sigmoid_prime,),
-        inplace=InPlace(_sigmoid_inplace, _sigmoid_inplace_backward),
+        inplace=InPlace.elementwise(_sigmoid_inplace, _sigmoid_inplace_factor),
     ),
     KernelSpec(
         "relu",
@@ -320,7 +320,7 @@ DECLARATIONS = (
         elementwise,
         "max(z, 0) | dz = dout [z > 0], from the cached input z (0 at the kink)",
         {"z": Domain("real", -30.0, 30.0, avoid=(0.0,), margin=1e-3)},
-        inplace=InPlace(_relu_inplace, _relu_inplace_backward),
+        inplace=InPlace.elementwise(_relu_inplace, _relu_inplace_factor),
     ),
     KernelSpec(
         "tanh",
@@ -332,7 +332,7 @@ DECLARATIONS = (
         elementwise,
         "tanh(z) | dz = dout (1 - t^2), from the cached output t",
         {"z": Domain("real", -10.0, 10.0)},
-        inplace=InPlace(_tanh_inplace, _tanh_inplace_backward),
+        inplace=InPlace.elementwise(_tanh_inplace, _tanh_inplace_factor),
     ),
     KernelSpec(
         "identity",

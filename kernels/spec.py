@@ -140,10 +140,29 @@ class InPlace:
     a float buffer of ``dh``'s shape it may overwrite. The fast path runs
     both under ``np.errstate(over="ignore")``. ``tests/test_fast.py`` holds
     every declared form to its pair.
+
+    ``factor(out, saved, scratch) -> array``, where declared (an
+    elementwise activation built with :meth:`elementwise`), is the
+    derivative itself, f'(z) of ``out``'s shape (``saved`` or ``scratch``,
+    never a new array), and the backward is ``dh *= factor(...)``. It lets
+    a caller apply the derivative to something other than ``dh``: the
+    estimators' step folds it into a product when the output is one column
+    (``backprop.sklearn_step``). None: not declared.
     """
 
     forward: Callable[[Any, Any], Any]
     backward: Callable[[Any, Any, Any, Any], None]
+    factor: Callable[[Any, Any, Any], Any] | None = None
+
+    @staticmethod
+    def elementwise(forward: Callable[[Any, Any], Any], factor: Callable[..., Any]) -> InPlace:
+        """The form of an activation whose backward multiplies ``dh`` by its derivative
+        ``factor(out, saved, scratch)``: the backward is derived from the factor."""
+
+        def backward(dh: Any, out: Any, saved: Any, scratch: Any) -> None:
+            dh *= factor(out, saved, scratch)
+
+        return InPlace(forward, backward, factor)
 
     @staticmethod
     def from_pair(forward: Callable[..., Any], backward: Callable[..., Any]) -> InPlace:

@@ -275,6 +275,11 @@ def test_each_activation_s_in_place_form_is_its_pure_pair(name, backend_name, dt
     tol = TOLERANCE[dtype]
     np.testing.assert_allclose(buf, np.asarray(out), rtol=tol, atol=tol, err_msg="forward")
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg="backward")
+    if form.factor is not None:  # the declared derivative is the backward of ones
+        with np.errstate(over="ignore"):
+            factor = form.factor(buf, saved, np.empty_like(buf))
+        slope = np.asarray(backward(np.ones_like(dh), cache))
+        np.testing.assert_allclose(factor, slope, rtol=tol, atol=tol, err_msg="factor")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

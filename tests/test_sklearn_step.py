@@ -32,21 +32,36 @@ def _targets(out: str, n: int, m: int) -> np.ndarray:
     return RNG.standard_normal((n, m))
 
 
+# two hidden layers; one hidden layer and one output column (the first layer's gradient
+# from rows scaled by the error, where the activation declares its factor); one hidden
+# layer and three outputs
+NETWORKS = {"two hidden": SIZES, "one output": [5, 7, 1], "one hidden": [5, 7, 3]}
+
+
+CASES = [
+    pytest.param(out, sizes, id=f"{out}-{name}")
+    for out in HEADS
+    for name, sizes in NETWORKS.items()
+    if not (out == "softmax" and sizes[-1] == 1)  # (a softmax over one output is constant)
+]
+
+
+@pytest.mark.parametrize("ones", [False, True], ids=["X", "X with ones column"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["mean", "sample weights"])
-@pytest.mark.parametrize("out", list(HEADS))
+@pytest.mark.parametrize(("out", "sizes"), CASES)
 @pytest.mark.parametrize("activation", list(HIDDEN))
-def test_step_gradient_is_the_derivations(activation, out, weighted):
-    params = nets.init_params(SIZES, seed=1, dtype="float64", scheme="glorot")
-    X = RNG.standard_normal((N, SIZES[0]))
-    Y = _targets(out, N, SIZES[-1])
+def test_step_gradient_is_the_derivations(activation, out, sizes, weighted, ones):
+    params = nets.init_params(sizes, seed=1, dtype="float64", scheme="glorot")
+    X = RNG.standard_normal((N, sizes[0]))
+    Y = _targets(out, N, sizes[-1])
     sw = RNG.uniform(0.2, 3.0, N) if weighted else None
     alpha = 0.3
-    step = Step(SIZES, activation, out, np.float64, N)
+    step = Step(sizes, activation, out, np.float64, N)
     step.set_params([p.w for p in params], [p.b for p in params])
-    loss = step.loss_and_grads(X, Y, alpha, sw)
+    loss = step.loss_and_grads(step.with_ones(X) if ones else X, Y, alpha, sw, ones=ones)
     w = np.full(N, 1.0 / N) if sw is None else sw / sw.sum()
     weights = w if out == "softmax" else w[:, None]
-    net = nets.make_net(SIZES, HIDDEN[activation], HEADS[out])
+    net = nets.make_net(sizes, HIDDEN[activation], HEADS[out])
     sw_sum = N if sw is None else sw.sum()
     ref_loss, _, ref = nets.loss_and_grads(K, params, X, Y, net, weights=weights, l2=alpha / sw_sum)
     half = 0.5 if out == "identity" else 1.0  # scikit-learn's squared error: delta = p - y
@@ -55,7 +70,7 @@ def test_step_gradient_is_the_derivations(activation, out, weighted):
         extra = (1 - half) * alpha / sw_sum * params[i].w  # the penalty's gradient is not halved
         np.testing.assert_allclose(step.dW[i], half * g.w + extra, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(step.db[i], half * g.b, rtol=1e-12, atol=1e-14)
-    expected = (ref_loss - penalty) * (0.5 / SIZES[-1] if out == "identity" else 1.0) + penalty
+    expected = (ref_loss - penalty) * (0.5 / sizes[-1] if out == "identity" else 1.0) + penalty
     np.testing.assert_allclose(loss, expected, rtol=1e-12)
 
 

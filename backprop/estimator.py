@@ -255,7 +255,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
     def _gradient_function(self, step: Step, X: Any, rows: int) -> Any:
         """``f(X, Y, sw) -> loss`` for the X it was made for, the gradient into ``step.grad``."""
         if self.backend == "numpy":
-            if compat.issparse(X):
+            if compat.issparse(X) or not step.bias_in_product(X.shape[0]):
                 return lambda Xb, Yb, sw: step.loss_and_grads(Xb, Yb, self.alpha, sw)
             Xa = step.with_ones(X)  # the bias in the first product (every call sees all of X)
             return lambda Xb, Yb, sw: step.loss_and_grads(Xa, Yb, self.alpha, sw, ones=True)
@@ -481,10 +481,11 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc,valid-type]
         n = X.shape[0]
         slices = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
         alpha = self.alpha
-        ones = not compat.issparse(X)  # dense: X with its ones column, the bias in the product
+        # dense, in batches large enough: X with its ones column, the bias in the product
+        ones = not compat.issparse(X) and step.bias_in_product(batch_size)
         if ones:
             X = step.with_ones(X)
-        xbuf = np.empty((batch_size, X.shape[1]), X.dtype) if ones else None
+        xbuf = np.empty((batch_size, X.shape[1]), X.dtype) if not compat.issparse(X) else None
         ybuf = np.empty((batch_size, Y.shape[1]), Y.dtype)
         # each batch: its rows, and the views of the buffers a shuffled batch is taken into
         batches = [

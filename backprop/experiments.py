@@ -160,17 +160,31 @@ def deep_stack(
         out(f"epoch {e:>6}  loss {r.losses[e]:.6f}  |dW| per layer (input first): {norms}")
     _final(out, r, X, y)
     plateau = int(np.argmax(r.losses < LN2 - 0.01)) if np.any(r.losses < LN2 - 0.01) else epochs
-    first, last = r.grad_norms[0, 0], r.grad_norms[0, -1]
-    why = (
-        "each sigmoid multiplies it by at most 1/4, so it vanishes through the stack"
-        if hidden == "sigmoid"
-        else "ReLU passes it on unchanged wherever a unit is active, so it does not vanish"
-    )
     out(
-        f"conclusion: the loss stayed within 0.01 of ln 2 for {plateau} epochs; at the start the "
-        f"first layer's gradient was {last / first:.0f}x smaller than the last layer's - {why}."
+        f"conclusion: the loss stayed within 0.01 of ln 2 for {plateau} epochs; at the start "
+        f"{gradient_shape(r.grad_norms[0, 0], r.grad_norms[0, -1])}."
     )
     return r
+
+
+def gradient_shape(first: float, last: float) -> str:
+    """What the first layer's gradient norm ``first`` says against the last layer's ``last``,
+    in words read from the two numbers (not from the activation's name)."""
+    ratio = last / first if first > 0 else np.inf
+    if ratio >= 10:
+        return (
+            f"the first layer's gradient was {ratio:.0f}x smaller than the last layer's: it "
+            "vanished on its way down the stack"
+        )
+    if ratio <= 0.1:
+        return (
+            f"the first layer's gradient was {1 / ratio:.0f}x larger than the last layer's: it "
+            "grew on its way down the stack"
+        )
+    return (
+        f"the first layer's gradient was within a factor of 10 of the last layer's "
+        f"({first:.1e} against {last:.1e}): it did not vanish on its way down the stack"
+    )
 
 
 def perceptron(

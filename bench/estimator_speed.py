@@ -16,6 +16,7 @@ L-BFGS fit time on digits (64-128-10, 50 iterations).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
@@ -61,7 +62,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--backends", default="numpy,jax")
+    parser.add_argument(
+        "--cpu", type=int, default=None,
+        help="run on this CPU only: the main thread is pinned before JAX starts, and the "
+        "threads JAX's CPU runtime starts inherit it (see the README's estimator table)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+        print(f"pinned to CPU {args.cpu}")
     from sklearn.neural_network import MLPClassifier as SkClassifier
     from threadpoolctl import threadpool_info
 

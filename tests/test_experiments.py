@@ -39,6 +39,16 @@ def test_deep_sigmoid_stack_plateaus_and_gradients_vanish(backend_name):
     assert relu.grad_norms[0, 0] > relu.grad_norms[0, -1] / 10  # no vanishing with ReLU
 
 
+def test_deep_stack_conclusion_is_read_from_the_gradients():
+    # the words follow the measured ratio, whatever the activation (tanh once got ReLU's)
+    assert "400x smaller" in E.gradient_shape(1e-4, 4e-2) and "vanished" in E.gradient_shape(1, 10)
+    assert "50x larger" in E.gradient_shape(5.0, 0.1) and "grew" in E.gradient_shape(5.0, 0.1)
+    assert "did not vanish" in E.gradient_shape(0.3, 0.9)
+    lines = []
+    E.deep_stack(activation="tanh", epochs=2, out=lines.append)
+    assert "ReLU" not in lines[-1] and "sigmoid" not in lines[-1]
+
+
 def test_linear_mse_rounds_to_the_truth_table(backend_name):
     for gate in ("and", "or"):
         r = E.linear_mse(gate, backend=backend_name, **QUIET)

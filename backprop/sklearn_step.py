@@ -21,6 +21,16 @@ rounding:
   (``mu * v - lr * g``; Adam's ``-lr_t * m / (sqrt(v) + eps)``), and keep
   its learning-rate schedules (constant, invscaling, adaptive).
 
+Two rearrangements of the same sums save passes over (rows, D1), each held
+to the derivation by ``tests/test_sklearn_step.py`` (with and without
+them): given X with a column of ones (:meth:`Step.with_ones`, for batches
+of at least 4 (D0 + 1) rows) the first layer's bias joins its product,
+``[X, 1] [W0; b0]``, and its gradient comes out of the backward's product;
+with one hidden layer and one output column, the first layer's gradient is
+``((X * delta)^T F) * w`` (F the activation's declared derivative,
+:attr:`backprop.kernels.spec.InPlace.factor`), without the outer product
+``delta w^T``.
+
 Parameters live in one flat vector ``theta`` (every weight matrix, then every
 bias: scikit-learn's ``_pack`` order), each layer a view into it, and so do
 the gradients, so L-BFGS reads ``theta`` and ``grad`` directly.
@@ -128,7 +138,9 @@ class Step:
         self._dwb0 = np.empty_like(self._wb0)
         # one hidden layer, one output column: the first layer's gradient without the
         # (n, D1) outer product dh = delta w1^T (_first_layer_by_rows)
-        self._rows_first = len(self.W) == 2 and self.sizes[-1] == 1 and self.hidden.factor
+        self._rows_first = (
+            len(self.W) == 2 and self.sizes[-1] == 1 and self.hidden.factor is not None
+        )
         self.max_rows = 0
         self._allocate(max_rows)
 

@@ -152,3 +152,24 @@ def test_each_output_s_in_place_form_is_its_head_s_prediction(name, scale, dtype
     assert got.dtype == np.dtype(dtype) and np.all(np.isfinite(got))
     tol = 1e-15 if dtype == "float64" else 1e-6
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("ones", [False, True], ids=["X", "X with ones column"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
+def test_one_output_paths_match_the_derivation_when_saturated(activation, ones):
+    # the first layer's gradient from rows scaled by the error, with hidden units and the
+    # output pushed into saturation (|z| in the hundreds): finite, quiet, the derivation's
+    sizes = [5, 7, 1]
+    params = nets.init_params(sizes, seed=2, dtype="float64", scheme="glorot")
+    X = RNG.standard_normal((N, 5)) * 300.0
+    Y = _targets("logistic", N, 1)
+    step = Step(sizes, activation, "logistic", np.float64, N)
+    step.set_params([p.w for p in params], [p.b for p in params])
+    with np.errstate(all="raise"):
+        step.loss_and_grads(step.with_ones(X) if ones else X, Y, 0.0, ones=ones)
+    assert np.all(np.isfinite(step.grad))
+    net = nets.make_net(sizes, HIDDEN[activation], "sigmoid")
+    _, _, ref = nets.loss_and_grads(K, params, X, Y, net, weights=np.full((N, 1), 1.0 / N))
+    for i, g in enumerate(ref):
+        np.testing.assert_allclose(step.dW[i], g.w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(step.db[i], g.b, rtol=1e-10, atol=1e-12)
